@@ -1,0 +1,49 @@
+"""pdbviz: explore mixed-precision quantized networks with progressively decreasing bitwidth."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pdbviz")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+from .quant import (
+    BitSchedule,
+    BitSpec,
+    MemorySummary,
+    PackedFormatError,
+    QuantConv2d,
+    QuantLinear,
+    dequantize,
+    dorefa_weight,
+    load_packed,
+    memory_summary,
+    memory_table,
+    quantizable_layers,
+    quantize,
+    quantize_activation,
+    save_packed,
+    schedule_of,
+    symmetric_weight,
+)
+
+__all__ = [
+    "BitSchedule",
+    "BitSpec",
+    "MemorySummary",
+    "PackedFormatError",
+    "QuantConv2d",
+    "QuantLinear",
+    "__version__",
+    "dequantize",
+    "dorefa_weight",
+    "load_packed",
+    "memory_summary",
+    "memory_table",
+    "quantizable_layers",
+    "quantize",
+    "quantize_activation",
+    "save_packed",
+    "schedule_of",
+    "symmetric_weight",
+]

@@ -1,0 +1,30 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def small_cnn():
+    """A small CNN whose registration order differs from its forward order."""
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(16 * 4 * 4, 10)  # registered first, called last
+            self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+            self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+            self.bn1 = nn.BatchNorm2d(8)
+            self.bn2 = nn.BatchNorm2d(16)
+            self.pool = nn.MaxPool2d(2)
+
+        def forward(self, x):
+            x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+            x = self.pool(torch.relu(self.bn2(self.conv2(x))))
+            return self.head(x.flatten(1))
+
+    torch.manual_seed(0)
+    return Net()

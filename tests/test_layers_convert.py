@@ -1,0 +1,140 @@
+import copy
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from pdbviz import BitSchedule, BitSpec, QuantConv2d, QuantLinear, dequantize, quantizable_layers, quantize, schedule_of
+
+
+@pytest.mark.parametrize("spec", [None, BitSpec(), BitSpec(32, 32)])
+def test_full_precision_layers_are_bit_identical(spec):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+    fc = nn.Linear(20, 5)
+    x = torch.randn(4, 3, 9, 9)
+    z = torch.randn(4, 20)
+    assert torch.equal(QuantConv2d.from_float(conv, spec)(x), conv(x))
+    assert torch.equal(QuantLinear.from_float(fc, spec)(z), fc(z))
+
+
+def test_quantized_layer_uses_quantized_weight_and_input():
+    torch.manual_seed(0)
+    fc = nn.Linear(6, 3)
+    q = QuantLinear.from_float(fc, BitSpec(2, 2))
+    x = torch.randn(5, 6)
+    from pdbviz import dorefa_weight, quantize_activation
+
+    expected = torch.nn.functional.linear(quantize_activation(x, 2), dorefa_weight(fc.weight, 2), fc.bias)
+    assert torch.allclose(q(x), expected)
+    assert len(torch.unique(q.quantized_weight())) <= 4
+    assert "w_bits=2, a_bits=2" in repr(q)
+
+
+def test_from_float_to_float_round_trip_and_type_errors():
+    conv = nn.Conv2d(2, 4, 3, bias=False, groups=2, dilation=2)
+    q = QuantConv2d.from_float(conv, BitSpec(4))
+    assert (q.groups, q.dilation, q.bias) == (2, (2, 2), None)
+    back = q.to_float()
+    assert type(back) is nn.Conv2d and torch.equal(back.weight, conv.weight)
+    baked = q.to_float(bake=True)
+    assert len(torch.unique(baked.weight)) <= 16
+    with pytest.raises(TypeError, match="needs an nn.Linear, got Conv2d"):
+        QuantLinear.from_float(conv)
+    with pytest.raises(TypeError, match="spec must be a BitSpec"):
+        QuantConv2d(1, 1, 1, spec=4)
+
+
+def test_eval_cache_follows_weight_updates():
+    torch.manual_seed(0)
+    q = QuantLinear(8, 4, spec=BitSpec(2)).eval()
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        y1 = q(x)
+        assert torch.equal(q(x), y1)
+        q.weight.mul_(-1)  # in-place change invalidates the cached weight
+        y2 = q(x)
+    assert not torch.equal(y1, y2)
+    q.set_spec(BitSpec(8))
+    with torch.no_grad():
+        assert not torch.equal(q(x), y2)
+
+
+def test_quantizable_layers_follow_forward_order(small_cnn):
+    registered = [n for n, m in small_cnn.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert registered == ["head", "conv2", "conv1"]
+    assert quantizable_layers(small_cnn) == ["conv1", "conv2", "head"]
+    assert quantizable_layers(small_cnn, torch.zeros(1, 1, 16, 16)) == ["conv1", "conv2", "head"]
+
+
+def test_quantize_returns_new_model_and_keeps_input(small_cnn):
+    before = copy.deepcopy(small_cnn.state_dict())
+    q = quantize(small_cnn, "8-4-2/4")
+    assert isinstance(q.conv1, QuantConv2d) and isinstance(q.head, QuantLinear)
+    assert type(small_cnn.conv1) is nn.Conv2d
+    for k, v in small_cnn.state_dict().items():
+        assert torch.equal(v, before[k])
+    # the network input is never quantized; the others get their a_bits
+    assert q.conv1.spec == BitSpec(8, 32) and q.conv2.spec == BitSpec(4, 4) and q.head.spec == BitSpec(2, 4)
+    assert schedule_of(q).w_bits == [8, 4, 2]
+    x = torch.randn(2, 1, 16, 16)
+    assert q.eval()(x).shape == (2, 10)
+    # requantizing a quantized model changes specs; dequantize restores float layers
+    q2 = quantize(q, "1")
+    assert q2.conv2.spec.w_bits == 1 and q.conv2.spec.w_bits == 4
+    f = dequantize(q)
+    small_cnn.eval(), f.eval()
+    assert type(f.conv1) is nn.Conv2d and torch.equal(f(x), small_cnn(x))
+
+
+def test_quantize_subset_leaves_other_layers_float(small_cnn):
+    q = quantize(small_cnn, BitSchedule({"conv2": BitSpec(2)}))
+    assert type(q.conv1) is nn.Conv2d and isinstance(q.conv2, QuantConv2d)
+
+
+def test_quantize_errors(small_cnn):
+    with pytest.raises(ValueError, match="does not have.*another model.*\\['conv1', 'conv2', 'head'\\]"):
+        quantize(small_cnn, BitSchedule.uniform(["conv1", "fc9"], 4))
+    with pytest.raises(ValueError, match="'bn1', a BatchNorm2d; only Conv2d and Linear"):
+        quantize(small_cnn, BitSchedule.uniform(["bn1"], 4))
+    with pytest.raises(TypeError, match="schedule must be a BitSchedule or its one-line string"):
+        quantize(small_cnn, 4)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        quantize("resnet", "4")
+    with pytest.raises(ValueError, match="4 weight values for only 3 layers"):
+        quantize(small_cnn, "8-4-2-1")
+
+
+def test_quantize_torchvision_resnet18_decreasing():
+    model = torchvision.models.resnet18(num_classes=10)
+    names = quantizable_layers(model)
+    assert names[0] == "conv1" and names[-1] == "fc" and len(names) == 21
+    # downsample convs are called after the block's second conv
+    assert names.index("layer2.0.downsample.0") == names.index("layer2.0.conv2") + 1
+    sched = BitSchedule.decreasing(model)
+    q = quantize(model, sched)
+    specs = {n: m.spec for n, m in q.named_modules() if hasattr(m, "spec")}
+    assert [specs[n].w_bits for n in names] == sched.w_bits
+    assert sched.w_bits[:4] == [8, 4, 2, 1]
+    q.eval()
+    with torch.no_grad():
+        out = q(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_quantized_model_trains():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 3))
+    q = quantize(net, "4/4")
+    x, y = torch.randn(64, 10), torch.randint(0, 3, (64,))
+    opt = torch.optim.Adam(q.parameters(), 1e-2)
+    losses = []
+    for _ in range(30):
+        loss = nn.functional.cross_entropy(q(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.8
+    assert all(p.grad is not None for p in q.parameters())
