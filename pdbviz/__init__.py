@@ -7,6 +7,11 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+from .checkpoint import load_model, save_model
+from .data import Data, load_dataset
+from .experiment import finetune
+from .models import build_model
+from .train import Callback, DivergenceError, History, LambdaCallback, StopEvent, TrainState, evaluate, fit
 from .quant import (
     BitSchedule,
     BitSpec,
@@ -28,6 +33,20 @@ from .quant import (
 )
 
 __all__ = [
+    "Callback",
+    "Data",
+    "DivergenceError",
+    "History",
+    "LambdaCallback",
+    "StopEvent",
+    "TrainState",
+    "build_model",
+    "evaluate",
+    "finetune",
+    "fit",
+    "load_dataset",
+    "load_model",
+    "save_model",
     "BitSchedule",
     "BitSpec",
     "MemorySummary",

@@ -17,9 +17,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     intact and removes the temporary file. The rename is atomic on POSIX and on
     Windows (``os.replace``).
 
-    Example:
-        >>> with atomic_write("results.json", "w", encoding="utf-8") as fh:  # doctest: +SKIP
-        ...     fh.write("{}")
+    Example::
+
+        with atomic_write("results.json", "w", encoding="utf-8") as fh:
+            fh.write("{}")
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")

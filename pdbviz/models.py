@@ -1,0 +1,207 @@
+"""A small model zoo for quantization experiments.
+
+Every model takes images ``(n, C, H, W)`` and returns logits. BatchNorm follows
+every convolution. Each model records how it was built (``model.pdbviz_config``)
+so that checkpoints can rebuild it, its ``input_shape`` (which gives
+``quantizable_layers`` the forward order), and ``layer_groups``: a stage index
+per quantizable layer, for ``BitSchedule.decreasing(model, groups=...)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+
+import torch
+from torch import nn
+
+MODELS = ("mlp", "lenet", "vgg-small", "resnet20")
+
+
+def _c(n: int, width: float) -> int:
+    return max(1, int(round(n * width)))
+
+
+class MLP(nn.Module):
+    """Two hidden layers with BatchNorm. Quantizable, in order: ``fc1``, ``fc2``, ``fc3``."""
+
+    def __init__(self, input_shape, num_classes, width=1.0):
+        super().__init__()
+        d, h1, h2 = math.prod(input_shape), _c(256, width), _c(128, width)
+        self.fc1, self.bn1 = nn.Linear(d, h1), nn.BatchNorm1d(h1)
+        self.fc2, self.bn2 = nn.Linear(h1, h2), nn.BatchNorm1d(h2)
+        self.fc3 = nn.Linear(h2, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.fc1(x.flatten(1))))
+        x = torch.relu(self.bn2(self.fc2(x)))
+        return self.fc3(x)
+
+
+class LeNet(nn.Module):
+    """LeNet-5 style CNN for small grey images.
+
+    Two 5x5 convolutions (16 and 32 channels x width, padding 2) with
+    BatchNorm, ReLU and 2x2 max pooling where the map is large enough, then
+    three fully-connected layers (120, 84, classes). Quantizable, in order:
+    ``conv1``, ``conv2``, ``fc1``, ``fc2``, ``fc3``.
+    """
+
+    def __init__(self, input_shape, num_classes, width=1.0):
+        super().__init__()
+        c, h, w = input_shape
+        c1, c2 = _c(16, width), _c(32, width)
+        self.conv1, self.bn1 = nn.Conv2d(c, c1, 5, padding=2, bias=False), nn.BatchNorm2d(c1)
+        self.conv2, self.bn2 = nn.Conv2d(c1, c2, 5, padding=2, bias=False), nn.BatchNorm2d(c2)
+        self.pool1 = nn.MaxPool2d(2) if min(h, w) >= 4 else nn.Identity()
+        h, w = (h // 2, w // 2) if min(h, w) >= 4 else (h, w)
+        self.pool2 = nn.MaxPool2d(2) if min(h, w) >= 4 else nn.Identity()
+        h, w = (h // 2, w // 2) if min(h, w) >= 4 else (h, w)
+        f1, f2 = _c(120, width), _c(84, width)
+        self.fc1, self.bn3 = nn.Linear(c2 * h * w, f1), nn.BatchNorm1d(f1)
+        self.fc2, self.bn4 = nn.Linear(f1, f2), nn.BatchNorm1d(f2)
+        self.fc3 = nn.Linear(f2, num_classes)
+
+    def forward(self, x):
+        x = self.pool1(torch.relu(self.bn1(self.conv1(x))))
+        x = self.pool2(torch.relu(self.bn2(self.conv2(x))))
+        x = torch.relu(self.bn3(self.fc1(x.flatten(1))))
+        x = torch.relu(self.bn4(self.fc2(x)))
+        return self.fc3(x)
+
+
+class VGGSmall(nn.Module):
+    """The CIFAR "VGG-Small" of the quantization literature (DoReFa-Net, LQ-Nets).
+
+    Six 3x3 convolutions (128, 128, 256, 256, 512, 512 channels x width) with
+    BatchNorm and ReLU, 2x2 max pooling after every second one, then
+    ``fc1`` (to 1024 x width) and ``fc2``. At width 1 on 32x32 RGB it has the
+    parameter counts METHOD.md lists (conv1 3,456; conv2 147,456; ...).
+    Quantizable, in order: ``conv1`` .. ``conv6``, ``fc1``, ``fc2``.
+    """
+
+    def __init__(self, input_shape, num_classes, width=1.0):
+        super().__init__()
+        c, h, w = input_shape
+        chans = [_c(v, width) for v in (128, 128, 256, 256, 512, 512)]
+        prev = c
+        for i, ch in enumerate(chans, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(prev, ch, 3, padding=1, bias=False))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(ch))
+            prev = ch
+        self.pools = []
+        for _ in range(3):
+            can = min(h, w) >= 2
+            self.pools.append(can)
+            h, w = (h // 2, w // 2) if can else (h, w)
+        self.fc1, self.bn7 = nn.Linear(prev * h * w, _c(1024, width)), nn.BatchNorm1d(_c(1024, width))
+        self.fc2 = nn.Linear(_c(1024, width), num_classes)
+
+    def forward(self, x):
+        for i in range(1, 7):
+            x = torch.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x)))
+            if i % 2 == 0 and self.pools[i // 2 - 1]:
+                x = nn.functional.max_pool2d(x, 2)
+        x = torch.relu(self.bn7(self.fc1(x.flatten(1))))
+        return self.fc2(x)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    """CIFAR ResNet-20 (He et al. 2016): a stem, three stages of three basic blocks
+    (16, 32, 64 channels x width; ``width=4`` is the "x4 wide" ResNet-20), global
+    average pooling and ``fc``. Downsampling shortcuts are 1x1 convolutions.
+
+    Quantizable, in order: ``conv1``; per block ``stageS.B.conv1``,
+    ``stageS.B.conv2`` (and ``stageS.0.shortcut.0`` after them where the stage
+    downsamples); ``fc``. ``layer_groups`` gives the stage of each.
+    """
+
+    def __init__(self, input_shape, num_classes, width=1.0):
+        super().__init__()
+        c = input_shape[0]
+        widths = [_c(v, width) for v in (16, 32, 64)]
+        self.conv1, self.bn1 = nn.Conv2d(c, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0])
+        prev = widths[0]
+        for s, ch in enumerate(widths, 1):
+            blocks = []
+            for b in range(3):
+                blocks.append(BasicBlock(prev, ch, 2 if (b == 0 and s > 1) else 1))
+                prev = ch
+            setattr(self, f"stage{s}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(prev, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.stage3(self.stage2(self.stage1(x)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+_BUILDERS = {"mlp": MLP, "lenet": LeNet, "vgg-small": VGGSmall, "resnet20": ResNet20}
+
+
+def _groups(model: nn.Module, name: str, layers: list[str]) -> list[int]:
+    if name == "resnet20":
+        return [0 if n == "conv1" else 4 if n == "fc" else int(n[5]) for n in layers]
+    return list(range(len(layers)))
+
+
+def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 10, width: float = 1.0,
+                seed: int | None = 0) -> nn.Module:
+    """Build a model of the zoo.
+
+    Args:
+        name: ``"mlp"``, ``"lenet"`` (default), ``"vgg-small"`` or ``"resnet20"``.
+        input_shape: ``(C, H, W)`` of one image, e.g. ``data.input_shape``.
+        num_classes: number of outputs.
+        width: channel / unit multiplier (``resnet20`` with ``width=4`` is the x4 wide one).
+        seed: seed of the initial weights (``None``: torch's global generator).
+
+    Example:
+        >>> m = build_model("lenet", (1, 8, 8), 10)
+        >>> m(torch.zeros(2, 1, 8, 8)).shape
+        torch.Size([2, 10])
+    """
+    if not isinstance(name, str) or name.lower() not in _BUILDERS:
+        close = difflib.get_close_matches(str(name).lower(), MODELS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown model name {name!r}; available: {', '.join(MODELS)}.{hint}")
+    name = name.lower()
+    try:
+        input_shape = tuple(int(v) for v in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}") from None
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"input_shape must be (channels, height, width) of positive sizes, got {input_shape!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or not 0 < width <= 16:
+        raise ValueError(f"width must be a number in (0, 16], got {width!r}")
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = _BUILDERS[name](input_shape, num_classes, width)
+    else:
+        model = _BUILDERS[name](input_shape, num_classes, width)
+    model.input_shape = input_shape
+    model.pdbviz_config = {"name": name, "input_shape": list(input_shape), "num_classes": num_classes,
+                           "width": width}
+    from .quant import quantizable_layers
+
+    layers = quantizable_layers(model)
+    model.layer_groups = _groups(model, name, layers)
+    return model
