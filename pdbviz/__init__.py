@@ -7,6 +7,17 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+from .analysis import (
+    allocate_bits,
+    average_bits,
+    collect_features,
+    embed_layers,
+    fisher_score,
+    layer_sensitivity,
+    quantization_error,
+    separability_profile,
+    warm_up_umap,
+)
 from .checkpoint import load_model, save_model
 from .data import Data, load_dataset
 from .experiment import finetune
@@ -40,7 +51,16 @@ __all__ = [
     "LambdaCallback",
     "StopEvent",
     "TrainState",
+    "allocate_bits",
+    "average_bits",
     "build_model",
+    "collect_features",
+    "embed_layers",
+    "fisher_score",
+    "layer_sensitivity",
+    "quantization_error",
+    "separability_profile",
+    "warm_up_umap",
     "evaluate",
     "finetune",
     "fit",

@@ -1,0 +1,126 @@
+"""Per-layer quantization error and accuracy sensitivity (no retraining)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..quant import BitSchedule, BitSpec, quantizable_layers, quantize
+from ..quant.convert import check_schedule
+from ..quant.quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, check_bits
+
+
+def sqnr_db(w: torch.Tensor, wq: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio in dB after the best least-squares scale.
+
+    DoReFa maps weights into [-1, 1] whatever their scale (BatchNorm absorbs
+    it), so ``wq`` is first rescaled by ``a = <w, wq> / <wq, wq>``:
+    ``SQNR = 10 log10(||w||^2 / ||w - a wq||^2)``.
+
+    Example:
+        >>> sqnr_db(torch.tensor([1.0, -1.0]), torch.tensor([0.5, -0.5]))
+        inf
+    """
+    w, wq = w.detach().double().flatten(), wq.detach().double().flatten()
+    denom = float(wq @ wq)
+    a = float(w @ wq) / denom if denom > 0 else 0.0
+    noise = float(((w - a * wq) ** 2).sum())
+    signal = float((w**2).sum())
+    if noise == 0:
+        return math.inf
+    return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def quantization_error(model: nn.Module, schedule: BitSchedule | str) -> pd.DataFrame:
+    """Weight quantization error of each layer under ``schedule``.
+
+    Columns: ``layer``, ``depth``, ``w_bits``, ``sqnr_db`` (see ``sqnr_db``),
+    ``mse`` (after the same scale). Layers at 32 bits have infinite SQNR.
+    """
+    if isinstance(schedule, str):
+        schedule = BitSchedule.from_string(schedule, model)
+    check_schedule(model, schedule)
+    modules = dict(model.named_modules())
+    rows = []
+    for depth, name in enumerate(quantizable_layers(model)):
+        spec = schedule.get(name, BitSpec())
+        w = modules[name].weight.detach()
+        with torch.no_grad():
+            wq = WEIGHT_QUANTIZERS[spec.weight_mode](w.float(), spec.w_bits)
+        db = sqnr_db(w, wq)
+        a_den = float((wq.double() ** 2).sum())
+        a = float((w.double() * wq.double()).sum()) / a_den if a_den else 0.0
+        mse = float(((w.double() - a * wq.double()) ** 2).mean())
+        rows.append({"layer": name, "depth": depth, "w_bits": spec.w_bits, "sqnr_db": db, "mse": mse})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> nn.Module:
+    """Re-estimate BatchNorm running statistics on ``X`` (in place); returns the model in eval mode.
+
+    Quantizing a layer changes the scale of its output, so the statistics the
+    float model learned no longer fit; this is the standard remedy.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return model.eval()
+    saved = [(m.momentum, m.training) for m in bns]
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    model.eval()
+    for m in bns:
+        m.train()
+    try:
+        for i in range(0, len(X), batch_size):
+            model(X[i:i + batch_size].to(device))
+    finally:
+        for m, (mom, _) in zip(bns, saved):
+            m.momentum = mom
+        model.eval()
+    return model
+
+
+def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None = None,
+                      layers: Sequence[str] | None = None, recalibrate: bool = True,
+                      n_calibration: int = 512, weight_mode: str = "dorefa") -> pd.DataFrame:
+    """Test accuracy when only one layer is quantized to ``bits`` (no retraining).
+
+    For each layer, a copy of ``model`` gets that layer alone at ``bits``
+    (and ``a_bits`` on its input); BatchNorm statistics are re-estimated on
+    ``n_calibration`` training samples when ``recalibrate`` (the float
+    baseline gets the same treatment). Columns: ``layer``, ``depth``,
+    ``w_bits``, ``accuracy``, ``accuracy_drop`` (float accuracy minus it).
+    """
+    from ..train import evaluate
+
+    bits = check_bits(bits, "bits")
+    if bits == FULL_PRECISION:
+        raise ValueError("bits must be below 32 for a sensitivity analysis (32 is the float baseline)")
+    order = quantizable_layers(model)
+    layers = order if layers is None else [n for n in order if n in set(layers)]
+    calib = data.X_train[:n_calibration] if recalibrate else None
+
+    def score(m):
+        if calib is not None:
+            recalibrate_batchnorm(m, calib)
+        return evaluate(m, data)["accuracy"]
+
+    import copy
+
+    base = score(copy.deepcopy(model))
+    rows = []
+    for name in layers:
+        q = quantize(model, BitSchedule({name: BitSpec(bits, a_bits, weight_mode)}))
+        acc = score(q)
+        rows.append({"layer": name, "depth": order.index(name), "w_bits": bits, "accuracy": acc, "accuracy_drop": base - acc})
+    out = pd.DataFrame(rows)
+    out.attrs["float_accuracy"] = base
+    return out

@@ -1,0 +1,198 @@
+"""How separable the classes are in a feature matrix, and in each layer of a model.
+
+Measures (higher = more separable):
+    ``fisher``      multi-class Fisher criterion ``tr(S_B) / tr(S_W)``
+    ``probe``       held-out accuracy of a logistic-regression probe (Alain & Bengio 2016)
+    ``knn``         held-out accuracy of a 5-nearest-neighbour classifier
+    ``silhouette``  mean silhouette coefficient (scikit-learn), Euclidean
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .features import LOGITS, collect_features
+
+METRICS = ("fisher", "probe", "knn", "silhouette")
+
+
+def _check_xy(X, y, min_classes=2):
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(f"y must be 1-D with one label per row of X: X has {len(X)} rows, y has shape {y.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinite values")
+    classes = np.unique(y)
+    if len(classes) < min_classes:
+        raise ValueError(f"y has {len(classes)} class(es); separability needs at least {min_classes}")
+    return X, y, classes
+
+
+def fisher_score(X, y) -> float:
+    """Multi-class Fisher criterion ``J = tr(S_B) / tr(S_W)`` from traces.
+
+    ``tr(S_B) = sum_c n_c ||mu_c - mu||^2`` and ``tr(S_W) = sum_i ||x_i - mu_(y_i)||^2``;
+    memory is O(n d): no d x d scatter matrix is formed.
+
+    Example:
+        >>> round(fisher_score([[0.0], [0.2], [1.0], [1.2]], [0, 0, 1, 1]), 6)
+        25.0
+    """
+    X, y, classes = _check_xy(X, y)
+    mu = X.mean(axis=0)
+    between = within = 0.0
+    for c in classes:
+        Xc = X[y == c]
+        mc = Xc.mean(axis=0)
+        between += len(Xc) * float(np.sum((mc - mu) ** 2))
+        within += float(np.sum((Xc - mc) ** 2))
+    if within == 0:
+        return float("inf") if between > 0 else float("nan")
+    return between / within
+
+
+def _split(y, seed, test_fraction=0.5):
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    counts = np.unique(y, return_counts=True)[1]
+    strat = y if counts.min() >= 2 else None
+    return train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=strat)
+
+
+def _standardise(Xtr, Xte):
+    m, s = Xtr.mean(0), Xtr.std(0)
+    s[s == 0] = 1
+    return (Xtr - m) / s, (Xte - m) / s
+
+
+def linear_probe_accuracy(X, y, seed: int = 0, C: float = 1.0) -> float:
+    """Held-out accuracy of a logistic regression trained on half of ``(X, y)`` (stratified).
+
+    Features are standardised on the training half; the probe is L2-regularised
+    (``C``).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, _ = _check_xy(X, y)
+    tr, te = _split(y, seed)
+    Xtr, Xte = _standardise(X[tr], X[te])
+    clf = LogisticRegression(C=C, max_iter=300, tol=1e-3)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(Xtr, y[tr])
+    return float(clf.score(Xte, y[te]))
+
+
+def knn_accuracy(X, y, k: int = 5, seed: int = 0) -> float:
+    """Held-out accuracy of a ``k``-nearest-neighbour classifier (half / half, stratified)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y, _ = _check_xy(X, y)
+    tr, te = _split(y, seed)
+    Xtr, Xte = _standardise(X[tr], X[te])
+    return float(KNeighborsClassifier(n_neighbors=min(k, len(tr))).fit(Xtr, y[tr]).score(Xte, y[te]))
+
+
+def silhouette(X, y, seed: int = 0, max_samples: int = 2000) -> float:
+    """Mean silhouette coefficient of the classes (Euclidean), on at most ``max_samples`` samples."""
+    from sklearn.metrics import silhouette_score
+
+    X, y, _ = _check_xy(X, y)
+    if len(np.unique(y)) >= len(y):
+        raise ValueError("silhouette needs fewer classes than samples")
+    size = min(max_samples, len(y))
+    return float(silhouette_score(X, y, sample_size=size if size < len(y) else None, random_state=seed))
+
+
+_FUNCS = {
+    "fisher": lambda X, y, seed: fisher_score(X, y),
+    "probe": lambda X, y, seed: linear_probe_accuracy(X, y, seed),
+    "knn": lambda X, y, seed: knn_accuracy(X, y, seed=seed),
+    "silhouette": lambda X, y, seed: silhouette(X, y, seed),
+}
+
+
+def check_metrics(metrics) -> tuple[str, ...]:
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    metrics = tuple(metrics)
+    for m in metrics:
+        if m not in METRICS:
+            close = difflib.get_close_matches(str(m), METRICS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown measure {m!r}; available: {', '.join(METRICS)}.{hint}")
+    if not metrics:
+        raise ValueError(f"metrics is empty; choose from {METRICS}")
+    return metrics
+
+
+def sample_split(data, n_samples: int | None, seed: int, split: str = "test"):
+    """A stratified, seeded sample ``(X, y)`` of a ``Data`` split (or of a tuple ``(X, y)``)."""
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        X, y = data
+    elif hasattr(data, "X_test"):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        X, y = (data.X_test, data.y_test) if split == "test" else (data.X_train, data.y_train)
+    else:
+        raise TypeError("data must be a pdbviz Data object or a tuple (X, y) of tensors")
+    if n_samples is not None:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
+            raise ValueError(f"n_samples must be an integer >= 2 or None, got {n_samples!r}")
+        if n_samples < len(y):
+            from sklearn.model_selection import train_test_split
+
+            yn = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+            counts = np.unique(yn, return_counts=True)[1]
+            strat = yn if counts.min() >= 2 and n_samples >= len(counts) else None
+            keep, _ = train_test_split(np.arange(len(yn)), train_size=n_samples, random_state=seed, stratify=strat)
+            keep = np.sort(keep)
+            X, y = X[keep], y[keep]
+    return X, y
+
+
+def separability_profile(model: nn.Module, data, metrics: Sequence[str] | str = ("fisher", "probe", "knn", "silhouette"),
+                         n_samples: int | None = 1000, seed: int = 0, layers: Sequence[str] | None = None,
+                         pool: str = "auto", split: str = "test") -> pd.DataFrame:
+    """Separability of what each quantizable layer receives, and of the logits, by depth.
+
+    Returns a tidy DataFrame with columns ``layer``, ``depth`` (0 = the network
+    input, which the first layer receives), ``dims`` and one column per measure.
+    Works the same on float and quantized models, so profiles can be compared.
+
+    Example:
+        >>> from pdbviz import load_dataset, build_model
+        >>> d = load_dataset("digits"); m = build_model("lenet", d.input_shape, 10)
+        >>> separability_profile(m, d, metrics="fisher", n_samples=200).columns.tolist()
+        ['layer', 'depth', 'dims', 'fisher']
+    """
+    metrics = check_metrics(metrics)
+    X, y = sample_split(data, n_samples, seed, split)
+    feats = collect_features(model, X, layers=layers, pool=pool, seed=seed)
+    labels = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    _check_xy(np.zeros((len(labels), 1)), labels)
+    rows = []
+    for depth, (name, F) in enumerate(feats.items()):
+        row = {"layer": name, "depth": depth, "dims": F.shape[1]}
+        for m in metrics:
+            row[m] = _FUNCS[m](F, labels, seed)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["layer", "depth", "dims", *metrics])
+
+
+__all__ = ["METRICS", "LOGITS", "fisher_score", "knn_accuracy", "linear_probe_accuracy", "separability_profile",
+           "silhouette"]
