@@ -20,8 +20,9 @@ from .analysis import (
 )
 from .checkpoint import load_model, save_model
 from .data import Data, load_dataset
-from .experiment import finetune
+from .experiment import DEFAULT_SCHEDULES, compare, finetune
 from .models import build_model
+from .results import Results
 from .train import Callback, DivergenceError, History, LambdaCallback, StopEvent, TrainState, evaluate, fit
 from .quant import (
     BitSchedule,
@@ -45,6 +46,8 @@ from .quant import (
 
 __all__ = [
     "Callback",
+    "DEFAULT_SCHEDULES",
+    "Results",
     "Data",
     "DivergenceError",
     "History",
@@ -55,6 +58,7 @@ __all__ = [
     "average_bits",
     "build_model",
     "collect_features",
+    "compare",
     "embed_layers",
     "fisher_score",
     "layer_sensitivity",

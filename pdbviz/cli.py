@@ -50,6 +50,139 @@ def _cmd_memory(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers, got {text!r}") from None
+
+
+def _print_results(results, seconds: float, info: dict) -> None:
+    print()
+    print(results.pretty())
+    out = Path(info["report"]).parent
+    print(f"\nwrote {info['report']} (opens offline), {out / 'results.csv'}, {out / 'results.json'}, "
+          f"{out / 'table.tex'} and {len(info['figures'])} figures in {out / 'figures'}")
+    if info.get("static_error"):
+        print(f"note: only HTML figures were written: {info['static_error']}")
+    print(f"wall time {seconds:.1f} s")
+
+
+def _cmd_demo(args) -> int:
+    from pdbviz.demo import run_demo
+
+    info = run_demo(out=args.out, seeds=args.seeds, epochs=args.epochs, static=not args.no_static,
+                    umap=not args.no_umap, progress=not args.quiet)
+    _print_results(info["results"], info["seconds"], info)
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    import time
+
+    import pdbviz
+    from pdbviz.report import standard_figures, write_report
+
+    t0 = time.perf_counter()
+    data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
+    template = pdbviz.build_model(args.model, data.input_shape, data.num_classes, width=args.width)
+    for text in args.schedules:  # reject malformed schedules before any training
+        if text not in ("float", "linear", "halving", "increasing") and not text.startswith("alloc:"):
+            pdbviz.BitSchedule.from_string(text, template)
+        elif text.startswith("alloc:"):
+            from pdbviz.analysis import parse_budget
+
+            budget = text[6:].strip()
+            parse_budget(float(budget) if budget.replace(".", "", 1).isdigit() else budget)
+    results = pdbviz.compare(data, model=args.model, schedules=args.schedules, epochs=args.epochs, seeds=args.seeds,
+                             finetune=not args.from_scratch, finetune_epochs=args.finetune_epochs, lr=args.lr,
+                             batch_size=args.batch_size, width=args.width, progress=not args.quiet)
+    figures = standard_figures(results)
+    info = write_report(results, args.out, figures, formats=("html",) if args.no_static else
+                        ("html", "svg", "pdf", "png"), title=f"pdbviz: {args.model} on {args.dataset}")
+    _print_results(results, time.perf_counter() - t0, info)
+    return 0 if (results.table.error == "").all() else 1
+
+
+def _cmd_analyze(args) -> int:
+    import time
+
+    import pdbviz
+    from pdbviz import plot
+    from pdbviz.analysis import warm_up_umap
+
+    t0 = time.perf_counter()
+    warm = warm_up_umap(background=True)
+    data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
+    model = pdbviz.build_model(args.model, data.input_shape, data.num_classes, width=args.width, seed=args.seed)
+    pdbviz.fit(model, data, epochs=args.epochs, lr=args.lr, seed=args.seed, progress=not args.quiet)
+    prof = pdbviz.separability_profile(model, data, n_samples=args.n_samples, seed=args.seed)
+    print(prof.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    figures = {f"profile_{m}": plot.profile_figure(prof, metric=m) for m in pdbviz.analysis.METRICS}
+    if warm is not None:
+        warm.join()
+    emb = pdbviz.embed_layers(model, data, n_samples=args.n_samples, seed=args.seed)
+    figures["umap_layers"] = plot.umap_grid(emb, classes=data.classes)
+    meta = {"dataset": data.name, "model": args.model, "seeds": [args.seed]}
+    formats = ("html",) if args.no_static else ("html", "svg", "pdf", "png")
+    out = Path(args.out)
+    from pdbviz._io import atomic_write
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "profile.csv", "w", encoding="utf-8") as fh:
+        prof.to_csv(fh, index=False)
+    try:
+        plot.save_many(figures, out, formats, meta, include_plotlyjs="directory")
+    except plot.StaticExportError as err:
+        print(f"note: only HTML figures were written: {err}")
+    print(f"\nwrote {out / 'profile.csv'} and {len(figures)} figures in {out}; wall time "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _notebooks_dir() -> Path:
+    import pdbviz
+
+    candidate = Path(pdbviz.__file__).resolve().parent.parent / "notebooks"
+    return candidate if candidate.is_dir() else Path.cwd()
+
+
+def _cmd_lab(args) -> int:
+    import os
+    import secrets
+    import shutil
+
+    exe = shutil.which("jupyter")
+    if exe is None:
+        raise FileNotFoundError("jupyter was not found on PATH; install it with: pip install jupyterlab")
+    token = args.token if args.token is not None else secrets.token_hex(24)
+    folder = Path(args.dir) if args.dir else _notebooks_dir()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--dir {folder} is not a folder")
+    cmd = [exe, "lab", f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if os.geteuid() == 0 if hasattr(os, "geteuid") else False:
+        cmd.append("--allow-root")
+    print(f"JupyterLab on http://{args.ip}:{args.port}/lab?token={token}  (folder {folder})", flush=True)
+    if args.dry_run:
+        print(" ".join(cmd))
+        return 0
+    os.execv(exe, cmd)
+    return 0  # pragma: no cover - execv does not return
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pdbviz import __version__
 
@@ -67,6 +200,66 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num-classes", type=int, default=10)
     m.add_argument("--packed", type=Path, help="also write the bit-packed model to this file and compare sizes")
     m.set_defaults(func=_cmd_memory)
+
+    from pdbviz.data import DATASETS
+    from pdbviz.models import MODELS
+
+    d = sub.add_parser("demo", help="the default comparison on digits, with a report (about 30 s on a laptop CPU)",
+                       description="Train a float LeNet on the embedded digits, fine-tune the default schedules "
+                                   "(uniform 1/2/4 bits, 8-4-2-1, linear, the increasing control, "
+                                   "separability-allocated), print the table and write a report folder.")
+    d.add_argument("--out", type=Path, default=Path("pdbviz-demo"), help="output folder (default pdbviz-demo)")
+    d.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="one run per seed (default 0)")
+    d.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
+    d.add_argument("--no-static", action="store_true", help="skip SVG/PDF/PNG figures (no Chromium needed)")
+    d.add_argument("--no-umap", action="store_true", help="skip the UMAP figure")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=_cmd_demo)
+
+    def data_args(sp):
+        sp.add_argument("--dataset", choices=DATASETS, default="digits", help="dataset (default digits)")
+        sp.add_argument("--root", type=Path, default=None, help="folder of downloaded datasets")
+        sp.add_argument("--download", action="store_true", help="download the dataset if missing")
+        sp.add_argument("--train-subset", type=_positive_int, default=None, help="use at most N training samples")
+        sp.add_argument("--model", choices=MODELS, default="lenet", help="model (default lenet)")
+        sp.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1)")
+        sp.add_argument("--lr", type=float, default=3e-3, help="learning rate of float training (default 3e-3)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--no-static", action="store_true", help="skip SVG/PDF/PNG figures")
+
+    c = sub.add_parser("compare", help="compare bit schedules on a dataset and write a report",
+                       description="Compare bit schedules: float once per seed, each schedule fine-tuned from it.")
+    data_args(c)
+    c.add_argument("--schedules", type=_schedule_list,
+                   default=["float", "1", "2", "4", "8-4-2-1", "linear", "increasing", "alloc:2", "alloc:1.5"],
+                   help='schedules separated by ";", e.g. "float;2;8-4-2-1;4/4;increasing;alloc:1.5"')
+    c.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
+    c.add_argument("--finetune-epochs", type=_positive_int, default=3, help="fine-tune epochs (default 3)")
+    c.add_argument("--from-scratch", action="store_true", help="train each schedule from scratch for --epochs")
+    c.add_argument("--batch-size", type=_positive_int, default=64)
+    c.add_argument("--seeds", type=_seed, nargs="+", default=[0])
+    c.add_argument("--out", type=Path, default=Path("pdbviz-compare"), help="output folder")
+    c.set_defaults(func=_cmd_compare)
+
+    a = sub.add_parser("analyze", help="separability profile and per-layer UMAP of a trained float model",
+                       description="Train a float model, then measure class separability of each layer's input "
+                                   "and draw UMAP views of every layer.")
+    data_args(a)
+    a.add_argument("--epochs", type=_positive_int, default=20)
+    a.add_argument("--seed", type=_seed, default=0)
+    a.add_argument("--n-samples", type=_positive_int, default=1000, help="test samples analysed (default 1000)")
+    a.add_argument("--out", type=Path, default=Path("pdbviz-analyze"), help="output folder")
+    a.set_defaults(func=_cmd_analyze)
+
+    lab = sub.add_parser("lab", help="JupyterLab in the notebooks folder (127.0.0.1, token on)",
+                         description="Start JupyterLab on the teaching notebooks, bound to 127.0.0.1 with a token.")
+    lab.add_argument("--port", type=_positive_int, default=8888)
+    lab.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    lab.add_argument("--token", default=None, help="access token (default: a random one)")
+    lab.add_argument("--dir", default=None, help="folder to open (default: the notebooks folder)")
+    lab.add_argument("--no-browser", action="store_true")
+    lab.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    lab.set_defaults(func=_cmd_lab)
     return p
 
 

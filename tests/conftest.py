@@ -28,3 +28,16 @@ def small_cnn():
 
     torch.manual_seed(0)
     return Net()
+
+
+@pytest.fixture
+def require_chromium():
+    """Browser tests run where Chromium exists; under CI=true its absence is a failure, not a skip."""
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if path is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("Chromium is required under CI (apt-get install chromium)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return path

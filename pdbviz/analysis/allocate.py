@@ -1,8 +1,8 @@
 """Separability-guided bit allocation.
 
-The algorithm, in prose. Each layer ``l`` has a *difficulty* ``d_l`` in (0, 1]
+The algorithm, in prose. Each layer ``l`` has a *difficulty* ``d_l`` in (0, 1] (scaled so the largest is 1)
 derived from how separable its input is (less separable = more difficult):
-``1 / (1 + J)`` for the Fisher criterion, ``1 - acc`` (floored at 0.01) for the
+``1 / J`` for the Fisher criterion (within-class over between-class scatter), ``1 - acc`` (floored at 0.01) for the
 probe and k-NN accuracies, ``(1 - s) / 2`` for the silhouette. Quantizing the
 layer's weights to ``b`` bits adds noise whose power falls as ``4^-b`` (each bit
 halves the step of a uniform quantizer). The allocation minimises the
@@ -39,10 +39,10 @@ _MAX_SEQUENCES = 2_000_000
 
 
 def difficulty(values: Sequence[float], metric: str) -> np.ndarray:
-    """Map separability values to difficulties in (0, 1] (see the module docstring)."""
+    """Map separability values to difficulties, scaled so the largest is 1 (see the module docstring)."""
     v = np.asarray(values, dtype=np.float64)
     if metric == "fisher":
-        d = 1.0 / (1.0 + np.maximum(v, 0))
+        d = 1.0 / np.maximum(v, 1e-6)
     elif metric in ("probe", "knn"):
         d = np.maximum(1.0 - v, 0.01)
     elif metric == "silhouette":
@@ -51,7 +51,7 @@ def difficulty(values: Sequence[float], metric: str) -> np.ndarray:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if not np.isfinite(d).all():
         raise ValueError(f"the profile's {metric!r} values contain NaN; cannot allocate from them")
-    return d
+    return d / d.max()
 
 
 def parse_budget(budget) -> tuple[str, float]:

@@ -1,0 +1,15 @@
+"""Figures for papers and notebooks. Each function returns a ``plotly.graph_objects.Figure``.
+
+``pdbviz.plot`` imports plotly only when a figure is made.
+"""
+
+from .export import FORMATS, StaticExportError, html_document, save, save_many, static_export_available
+from .figures import (bits_figure, memory_figure, pareto_figure, pareto_frontier, profile_figure, quant_error_figure,
+                      staircase_figure, training_curves, umap_grid)
+from .theme import BIT_COLOURS, OKABE_ITO, PAPER, TOL_MUTED, apply_theme, theme
+
+__all__ = [
+    "BIT_COLOURS", "FORMATS", "OKABE_ITO", "PAPER", "StaticExportError", "TOL_MUTED", "apply_theme", "bits_figure",
+    "html_document", "memory_figure", "pareto_figure", "pareto_frontier", "profile_figure", "quant_error_figure",
+    "save", "save_many", "staircase_figure", "static_export_available", "theme", "training_curves", "umap_grid",
+]

@@ -1,0 +1,128 @@
+"""A self-contained HTML report of a comparison: every figure, the table, the configuration."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ._io import atomic_write
+from .results import Results
+
+log = logging.getLogger(__name__)
+
+
+def standard_figures(results: Results, embedding: pd.DataFrame | None = None,
+                     errors: pd.DataFrame | None = None, staircase: tuple | None = None,
+                     memory: dict | None = None) -> dict:
+    """The figures of a comparison, ``{stem: go.Figure}``, in reading order."""
+    from . import plot
+
+    t = results.table
+    figs = {"accuracy_vs_memory": plot.pareto_figure(t, title=f"Accuracy vs memory ({results.config['dataset']})")}
+    figs["bits_per_layer"] = plot.bits_figure(t, results.config.get("layers"))
+    prof = results.profiles
+    if len(prof):
+        shown = [s for s in ("float", "8-4-2-1", "1") if s in set(prof.schedule)]
+        alloc = [s for s in prof.schedule.unique() if str(s).startswith("alloc")]
+        shown += alloc[:1]
+        schedule = None
+        if "8-4-2-1" in results.schedules and results.schedules["8-4-2-1"]:
+            schedule = {e["name"]: e["w_bits"] for e in results.schedules["8-4-2-1"]["layers"]}
+        metric = results.config.get("profile_metrics", ["fisher"])[0]
+        figs["separability_profile"] = plot.profile_figure(prof[prof.schedule.isin(shown)], metric=metric,
+                                                           schedule=schedule,
+                                                           title="Separability by depth; bars: 8-4-2-1 bits")
+    if embedding is not None and len(embedding):
+        figs["umap_layers"] = plot.umap_grid(embedding, title="UMAP of each layer's input, float model (aligned)")
+    if len(results.history):
+        figs["training_curves"] = plot.training_curves(results.history[results.history.schedule != "float"],
+                                                       title="Fine-tuning curves (test accuracy)")
+    if memory:
+        figs["memory_per_layer"] = plot.memory_figure(memory)
+    if errors is not None:
+        figs["quantization_error"] = plot.quant_error_figure(errors, title="Weight SQNR per layer under 8-4-2-1")
+    if staircase is not None:
+        w, wq, bits, name = staircase
+        figs["quantizer_staircase"] = plot.staircase_figure(w, wq, bits, title=f"{bits}-bit DoReFa on {name} weights")
+    return figs
+
+
+def write_report(results: Results, directory: str | os.PathLike, figures: dict,
+                 formats=("html", "svg", "pdf", "png"), title: str = "pdbviz report") -> dict:
+    """Save results, figures and ``report.html`` into ``directory``.
+
+    Files: ``report.html`` (one page, plotly.js inlined, opens offline),
+    ``results.csv`` / ``results.json`` / ``runs.csv`` / ``history.csv`` /
+    ``profiles.csv``, ``table.tex``, and ``figures/<stem>.<format>``. Static
+    formats are skipped with a warning when Chromium is missing (the report
+    needs none). Returns ``{"report": path, "figures": {...}, "static_error": str|None}``.
+    """
+    from . import plot
+
+    directory = Path(directory)
+    results.save(directory)
+    with atomic_write(directory / "table.tex", "w", encoding="utf-8") as fh:
+        fh.write(results.to_latex())
+    meta = {"dataset": results.config.get("dataset"), "model": results.config.get("model"),
+            "seeds": results.config.get("seeds"), "schedules": results.config.get("schedule_strings")}
+    fig_dir = directory / "figures"
+    html_formats = [f for f in formats if f == "html"]
+    saved = plot.save_many(figures, fig_dir, html_formats or ("html",), meta, include_plotlyjs="directory")
+    static = [f for f in formats if f in plot.export.STATIC]
+    static_error = None
+    if static:
+        try:
+            more = plot.save_many(figures, fig_dir, static, meta)
+            for stem, paths in more.items():
+                saved[stem].update(paths)
+        except plot.StaticExportError as err:
+            static_error = str(err)
+            log.warning("%s", err)
+    path = directory / "report.html"
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(_page(results, figures, title, meta))
+    return {"report": path, "figures": saved, "static_error": static_error}
+
+
+def _page(results: Results, figures: dict, title: str, meta: dict) -> str:
+    from plotly.offline import get_plotlyjs
+
+    from . import __version__
+
+    cfg = results.config
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    table = results.table.copy()
+    for col in ("kib", "avg_bits", "compression", "acc_mean", "acc_std", "train_seconds"):
+        table[col] = table[col].map(lambda v: f"{v:.2f}")
+    meta_json = json.dumps(meta, ensure_ascii=False).replace("</", "<\\/")
+    parts = [f"<h2 id='{html.escape(stem)}'>{html.escape(str(fig.layout.title.text or stem))}</h2>"
+             + fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+             for stem, fig in figures.items()]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="generator" content="pdbviz {__version__}">
+<script type="application/json" id="pdbviz-metadata">{meta_json}</script>
+<style>
+body {{ font-family: Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; padding: 0 1em; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }} th, td {{ padding: 4px 10px; border-bottom: 1px solid #ddd; }}
+th {{ text-align: left; background: #f4f4f4; }} pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; }}
+</style>
+<script>{get_plotlyjs()}</script>
+</head><body>
+<h1>{html.escape(title)}</h1>
+<p>{html.escape(cfg.get('model', ''))} on {html.escape(cfg.get('dataset', ''))}, seeds {cfg.get('seeds')},
+float {cfg.get('epochs')} epochs, {'fine-tuned ' + str(cfg.get('finetune_epochs')) + ' epochs from float' if cfg.get('finetune') else 'trained from scratch'}.
+Generated by pdbviz {__version__} on {when}.</p>
+<h2>Results</h2>
+{table.to_html(index=False, escape=True, border=0)}
+{''.join(parts)}
+<h2>LaTeX table</h2><pre>{html.escape(results.to_latex())}</pre>
+<h2>Configuration</h2><pre>{html.escape(json.dumps(cfg, indent=2, ensure_ascii=False, default=str))}</pre>
+</body></html>
+"""

@@ -1,0 +1,149 @@
+"""The results of ``compare``: tidy tables, histories, profiles; CSV/JSON/LaTeX."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._io import atomic_write
+
+RESULTS_FORMAT_VERSION = 1
+TABLE_COLUMNS = ["schedule", "kind", "w_bits", "a_bits", "kib", "avg_bits", "compression", "acc_mean", "acc_std",
+                 "n_seeds", "train_seconds", "error"]
+_FILES = {"table": "results.csv", "runs": "runs.csv", "history": "history.csv", "profiles": "profiles.csv"}
+
+
+@dataclass
+class Results:
+    """What ``compare`` measured.
+
+    Attributes:
+        table: one row per schedule: ``schedule`` (its label), ``kind``
+            (float / uniform / decreasing / increasing / allocated / custom),
+            ``w_bits`` and ``a_bits`` (per layer, dash-joined, forward order),
+            ``kib`` (quantized-weight memory), ``avg_bits``, ``compression``
+            (vs float-32), ``acc_mean`` and ``acc_std`` over seeds (test
+            accuracy, %), ``n_seeds``, ``train_seconds`` (mean per seed),
+            ``error`` (why a schedule failed; empty otherwise).
+        runs: one row per schedule and seed.
+        history: per-epoch records of every run, with ``schedule`` and ``seed``.
+        profiles: separability profiles (``schedule``, ``seed``, layer, depth, measures).
+        config: how the comparison was made (dataset, model, seeds, epochs, versions...).
+        schedules: the ``BitSchedule.to_dict()`` of each label (None for float).
+        models: the trained models in memory, ``{(label, seed): model}`` (not saved).
+    """
+
+    table: pd.DataFrame
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    profiles: pd.DataFrame
+    config: dict
+    schedules: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return f"Results({len(self.table)} schedules on {self.config.get('dataset')!r} / {self.config.get('model')!r})"
+
+    def _repr_html_(self) -> str:
+        return self.table._repr_html_()
+
+    def pretty(self) -> str:
+        """The table as fixed-width text, for terminals."""
+        t = self.table.copy()
+        t["accuracy %"] = [_pm(m, s) for m, s in zip(t.acc_mean, t.acc_std)]
+        cols = ["schedule", "w_bits", "avg_bits", "kib", "compression", "accuracy %", "train_seconds"]
+        if (t.error.fillna("") != "").any():
+            cols.append("error")
+        return t[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}")
+
+    def to_latex(self, caption: str | None = None, label: str = "tab:pdbviz") -> str:
+        """A booktabs table for a paper: schedule, bits, average bits, KiB, compression, accuracy."""
+        cfg = self.config
+        caption = caption or (f"Test accuracy (\\%, mean $\\pm$ std over {len(cfg.get('seeds', []))} seeds) of "
+                              f"{_tex(cfg.get('model', ''))} on {_tex(cfg.get('dataset', ''))} and quantized-weight memory.")
+        lines = ["\\begin{table}[t]", "\\centering", "\\small", "\\begin{tabular}{llrrrr}", "\\toprule",
+                 "Schedule & Bits per layer & Avg.\\ bits & KiB & Compr. & Accuracy (\\%) \\\\", "\\midrule"]
+        ok = self.table[self.table.error.fillna("") == ""]
+        best = ok.acc_mean.max() if len(ok) else math.nan
+        for r in self.table.itertuples():
+            acc = _pm(r.acc_mean, r.acc_std, tex=True)
+            if r.acc_mean == best:
+                acc = f"\\textbf{{{acc}}}"
+            lines.append(f"{_tex(r.schedule)} & {_tex(r.w_bits)} & {r.avg_bits:.2f} & {r.kib:.2f} & "
+                         f"{r.compression:.1f}$\\times$ & {acc} \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", f"\\label{{{label}}}", "\\end{table}"]
+        return "\n".join(lines) + "\n"
+
+    # -- files ------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``results.csv``, ``runs.csv``, ``history.csv``, ``profiles.csv`` and
+        ``results.json`` (configuration, schedules and the table) into ``directory``, each atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for attr, fname in _FILES.items():
+            with atomic_write(directory / fname, "w", encoding="utf-8") as fh:
+                getattr(self, attr).to_csv(fh, index=False)
+        doc = {"format_version": RESULTS_FORMAT_VERSION, "config": self.config, "schedules": self.schedules,
+               "table": json.loads(self.table.to_json(orient="records"))}
+        with atomic_write(directory / "results.json", "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, default=_json_default)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Results":
+        """Read what ``save`` wrote."""
+        directory = Path(directory)
+        meta = directory / "results.json"
+        if not meta.is_file():
+            raise FileNotFoundError(f"no results.json in {directory}")
+        try:
+            doc = json.loads(meta.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{meta} is not valid JSON: {err}") from None
+        if doc.get("format_version") != RESULTS_FORMAT_VERSION:
+            raise ValueError(f"{meta} has results format_version {doc.get('format_version')!r}; "
+                             f"this pdbviz reads version {RESULTS_FORMAT_VERSION}")
+        frames = {}
+        for attr, fname in _FILES.items():
+            path = directory / fname
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing")
+            frames[attr] = pd.read_csv(path, keep_default_na=True) if path.stat().st_size > 1 else pd.DataFrame()
+        for col in ("schedule", "kind", "w_bits", "a_bits", "error"):
+            frames["table"][col] = frames["table"][col].astype(object).fillna("").astype(str)
+        if "error" in frames["runs"]:
+            frames["runs"]["error"] = frames["runs"]["error"].astype(object).fillna("").astype(str)
+        return cls(config=doc["config"], schedules=doc.get("schedules", {}), **frames)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def _pm(mean, std, tex=False):
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "--" if tex else "failed"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} $\\pm$ {std:.2f}" if tex else f"{mean:.2f} ± {std:.2f}"
+
+
+_TEX = {"\\": "\\textbackslash{}", "_": "\\_", "%": "\\%", "&": "\\&", "#": "\\#", "$": "\\$", "{": "\\{",
+        "}": "\\}", "~": "\\~{}", "^": "\\^{}",
+        "→": "$\\to$", "±": "$\\pm$"}
+
+
+def _tex(text) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from pdbviz.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "pdbviz.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["demo", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
+    (["demo", "--seeds", "a"], "seeds must be integers, got 'a'"),
+    (["compare", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["compare", "--model", "resnet"], "invalid choice: 'resnet'"),
+    (["memory", "--schedule", "8-x"], "token 'x'"),
+    (["memory", "--model", "nosuchnet"], "unknown --model 'nosuchnet'"),
+    (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+    (["compare", "--schedules", "float;9", "--epochs", "1"], "1..8 or 32"),
+    (["compare", "--schedules", "alloc:lots", "--epochs", "1"], "budget must be a positive number"),
+])
+def test_bad_arguments_exit_2_with_one_line(args, needle):
+    r = run(*args)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and needle in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_help_and_version():
+    r = run("--help")
+    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "compare", "analyze", "lab", "memory"))
+    assert run("--version").stdout.startswith("pdbviz ")
+    assert run().returncode == 2
+
+
+def test_demo_writes_report_table_and_figures(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "2", "--no-static", "--no-umap", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "8-4-2-1" in printed and "increasing 1→8" in printed and "wall time" in printed
+    for name in ("report.html", "results.csv", "results.json", "table.tex", "runs.csv", "history.csv"):
+        assert (out / name).is_file(), name
+    table = pd.read_csv(out / "results.csv")
+    assert table.schedule.tolist() == ["float", "1", "2", "4", "8-4-2-1", "linear 8→1", "increasing 1→8",
+                                       "alloc @2", "alloc @1.5"]
+    report = (out / "report.html").read_text()
+    assert "Accuracy vs memory" in report and "Plotly.newPlot" in report and "\\begin{table}" in report
+    assert "<script src=\"http" not in report
+    figs = sorted(p.stem for p in (out / "figures").glob("*.html"))
+    assert "accuracy_vs_memory" in figs and "separability_profile" in figs and "quantizer_staircase" in figs
+    assert json.loads((out / "results.json").read_text())["config"]["dataset"] == "digits"
+
+
+def test_memory_command_reports_packed_size(tmp_path, capsys):
+    assert main(["memory", "--model", "lenet", "--input-shape", "1", "8", "8", "--packed",
+                 str(tmp_path / "m.pdbq")]) == 0
+    out = capsys.readouterr().out
+    assert "average bits" in out and "packed file" in out and (tmp_path / "m.pdbq").is_file()
+
+
+def test_lab_binds_localhost_with_a_token(capsys):
+    assert main(["lab", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--ServerApp.ip=127.0.0.1" in out and "--ServerApp.token=" in out
+    token = out.split("--ServerApp.token=")[1].split()[0]
+    assert len(token) >= 32
+
+
+@pytest.mark.slow
+def test_analyze_writes_profile_and_umap(tmp_path, capsys):
+    out = tmp_path / "an"
+    assert main(["analyze", "--epochs", "2", "--n-samples", "150", "--no-static", "--quiet", "--out", str(out)]) == 0
+    prof = pd.read_csv(out / "profile.csv")
+    assert prof.layer.tolist()[-1] == "logits" and {"fisher", "probe", "knn", "silhouette"} <= set(prof.columns)
+    assert (out / "umap_layers.html").is_file() and (out / "profile_fisher.html").is_file()

@@ -1,0 +1,168 @@
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+import pdbviz
+from pdbviz import Results, compare, plot
+
+
+@pytest.fixture(scope="module")
+def results():
+    return compare("digits", schedules=["float", "1", "8-4-2-1", "increasing", "alloc:1.5", "8-x"], epochs=2,
+                   finetune_epochs=1, seeds=(0, 1), progress=False, n_samples=200)
+
+
+def test_results_table(results):
+    t = results.table
+    assert t.schedule.tolist() == ["float", "1", "8-4-2-1", "increasing 1→8", "alloc @1.5", "8-x"]
+    assert t.kind.tolist() == ["float", "uniform", "decreasing", "increasing", "allocated", "custom"]
+    row = t.set_index("schedule").loc["8-4-2-1"]
+    assert row.w_bits == "8-4-2-1-1" and row.a_bits == "32-32-32-32-32"
+    model = pdbviz.build_model("lenet", (1, 8, 8), 10)
+    s = pdbviz.memory_summary(model, pdbviz.BitSchedule.from_string("8-4-2-1", model))
+    assert row.kib == pytest.approx(s.quantized_weight_kib) and row.avg_bits == pytest.approx(s.avg_bits)
+    assert row.compression == pytest.approx(32 / s.avg_bits)
+    runs = results.runs[results.runs.schedule == "8-4-2-1"].test_acc
+    assert row.acc_mean == pytest.approx(runs.mean()) and row.acc_std == pytest.approx(runs.std())
+    assert row.n_seeds == 2 and 50 < row.acc_mean <= 100
+    assert t.set_index("schedule").loc["alloc @1.5"].avg_bits <= 1.5
+    # the failing schedule is recorded, the others kept
+    bad = t.set_index("schedule").loc["8-x"]
+    assert "cannot parse" in bad.error and bad.n_seeds == 0
+    assert (t.error[t.schedule != "8-x"] == "").all()
+    assert set(results.history.schedule) == {"float", "1", "8-4-2-1", "increasing 1→8", "alloc @1.5"}
+    assert set(results.profiles.schedule) == set(results.history.schedule)
+    assert ("8-4-2-1", 1) in results.models
+
+
+def test_from_scratch_and_bad_arguments():
+    r = compare("digits", schedules=["2"], epochs=1, finetune=False, progress=False, n_samples=100)
+    assert r.table.n_seeds.tolist() == [1] and r.config["finetune"] is False
+    with pytest.raises(ValueError, match="seeds is empty"):
+        compare("digits", seeds=(), progress=False)
+    with pytest.raises(ValueError, match="unknown dataset name"):
+        compare("digitz", progress=False)
+
+
+def test_results_save_load_and_latex(results, tmp_path):
+    results.save(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["history.csv", "profiles.csv", "results.csv", "results.json", "runs.csv"]
+    back = Results.load(tmp_path)
+    pd.testing.assert_frame_equal(back.table, results.table, check_dtype=False)
+    assert back.config == json.loads(json.dumps(results.config))
+    assert back.schedules["8-4-2-1"]["layers"][0]["w_bits"] == 8
+    tex = results.to_latex()
+    assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "\\bottomrule" in tex
+    assert "increasing 1$\\to$8" in tex and "alloc @1.5" in tex and "\\textbf{" in tex
+    assert tex.count("\\\\\n") == len(results.table) + 1
+    doc = json.loads((tmp_path / "results.json").read_text())
+    doc["format_version"] = 7
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="format_version 7"):
+        Results.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        Results.load(tmp_path / "none")
+
+
+def test_pareto_frontier():
+    assert plot.pareto_frontier([1, 2, 3, 4], [90, 85, 95, 94]) == [0, 2]
+    assert plot.pareto_frontier([3, 1, 2], [1.0, 1.0, 2.0]) == [1, 2]
+
+
+def test_figures_traces_and_axes(results):
+    t = results.table
+    fig = plot.pareto_figure(t)
+    assert isinstance(fig, go.Figure)
+    names = [tr.name for tr in fig.data]
+    assert names[:4] == ["uniform", "decreasing", "increasing", "allocated"] and "Pareto frontier" in names
+    assert fig.layout.xaxis.type == "log" and "KiB" in fig.layout.xaxis.title.text
+    assert any("float-32" in a.text for a in fig.layout.annotations)
+    assert fig.layout.width == plot.PAPER["width"]
+
+    fig = plot.bits_figure(t, results.config["layers"])
+    hm = fig.data[0]
+    assert list(hm.y) == t.schedule.tolist()[:-1]  # the failed schedule has no bits
+    assert list(hm.x) == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert hm.text[2] == [8, 4, 2, 1, 1]
+
+    prof = results.profiles
+    fig = plot.profile_figure(prof, metric="fisher", schedule={"conv1": 8, "conv2": 4})
+    bars = [tr for tr in fig.data if tr.type == "bar"]
+    lines = [tr for tr in fig.data if tr.type == "scatter"]
+    assert len(bars) == 1 and list(bars[0].y) == [8, 4] and bars[0].yaxis == "y2"
+    assert len(lines) == prof.schedule.nunique()
+    assert fig.layout.yaxis.type == "log"
+
+    fig = plot.training_curves(results.history)
+    assert len(fig.data) == results.history.schedule.nunique()
+    assert max(fig.data[0].y) <= 100 and fig.layout.xaxis.title.text == "epoch"
+    with pytest.raises(ValueError, match="lacks columns \\['acc_mean'"):
+        plot.pareto_figure(t.drop(columns="acc_mean"))
+
+
+def test_umap_memory_staircase_and_error_figures():
+    emb = pd.DataFrame({"layer": ["a"] * 4 + ["b"] * 4, "depth": [0] * 4 + [1] * 4, "label": [0, 1, 0, 1] * 2,
+                        "x": np.arange(8.0), "y": np.arange(8.0), "sample": list(range(4)) * 2})
+    fig = plot.umap_grid(emb, classes=["zero", "one"])
+    assert len(fig.data) == 4 and [tr.name for tr in fig.data[:2]] == ["zero", "one"]
+    assert [a.text for a in fig.layout.annotations] == ["a", "b"]
+    assert sum(tr.showlegend for tr in fig.data) == 2
+
+    model = pdbviz.build_model("lenet")
+    tables = {"2": pdbviz.memory_table(model, pdbviz.BitSchedule.uniform(model, 2))}
+    fig = plot.memory_figure(tables)
+    assert list(fig.data[0].y) == tables["2"].weight_kib.tolist()
+
+    w = np.random.default_rng(0).normal(size=500)
+    wq = pdbviz.dorefa_weight(__import__("torch").tensor(w), 2).numpy()
+    fig = plot.staircase_figure(w, wq, bits=2)
+    assert fig.data[0].type == "histogram" and len(np.unique(fig.data[1].y)) == 4
+    assert "4 levels" in fig.layout.title.text
+    with pytest.raises(ValueError, match="of one size"):
+        plot.staircase_figure(w, wq[:10])
+
+    err = pdbviz.quantization_error(model, "8-4-2-1")
+    fig = plot.quant_error_figure(err)
+    assert list(fig.data[0].x) == err.layer.tolist()
+
+
+def test_html_export_metadata_and_atomicity(tmp_path):
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]), layout={"title": "t"})
+    paths = plot.save(fig, tmp_path / "f", formats=("html",), metadata={"dataset": "digits", "seeds": [0, 1]})
+    text = paths["html"].read_text()
+    assert '<meta name="pdbviz:dataset" content="digits">' in text
+    assert f"pdbviz {pdbviz.__version__}" in text and "Plotly.newPlot" in text
+    assert "<script src=\"http" not in text and len(text) > 1_000_000  # offline: plotly.js is inlined
+    with pytest.raises(ValueError, match="formats must be a non-empty selection"):
+        plot.save(fig, tmp_path / "g", formats=("jpg",))
+
+
+def test_metadata_writers():
+    meta = {"generator": "pdbviz 9", "dataset": "digits"}
+    svg = plot.export.add_svg_metadata(b'<svg width="1"><g/></svg>', meta)
+    assert svg.startswith(b'<svg width="1"><metadata id="pdbviz-metadata"><![CDATA[') and b"digits" in svg
+    import zlib
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + b"\x00" * 13 + b"\x00" * 4 + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    out = plot.export.add_png_metadata(png, meta)
+    assert out.count(b"tEXt") == 2 and b"Software\x00pdbviz 9" in out
+    i = out.index(b"tEXtSoftware")
+    n = int.from_bytes(out[i - 4:i], "big")
+    assert int.from_bytes(out[i + 4 + n:i + 8 + n], "big") == zlib.crc32(out[i:i + 4 + n])
+
+
+@pytest.mark.browser
+def test_static_export_with_chromium(tmp_path, require_chromium):
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]), layout={"title": "bars"})
+    paths = plot.save(fig, tmp_path / "bars", metadata={"dataset": "digits", "schedules": {"x": "8-4-2-1"}})
+    assert set(paths) == {"html", "svg", "pdf", "png"}
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"tEXtDescription" in paths["png"].read_bytes()
+    svg = paths["svg"].read_text()
+    assert "<svg" in svg and "pdbviz-metadata" in svg and "8-4-2-1" in svg
+    pdf = paths["pdf"].read_bytes()
+    assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
+    assert b"/Info" in pdf[-300:] and "pdbviz".encode("utf-16-be").hex().upper().encode() in pdf
