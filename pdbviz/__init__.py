@@ -44,6 +44,20 @@ from .quant import (
     symmetric_weight,
 )
 
+
+
+def explore(model="lenet", data="digits", **kwargs):
+    """Open a BitAllocator (per-layer bit sliders, live memory, Train) on the embedded digits.
+
+    Example:
+        >>> import pdbviz
+        >>> pdbviz.explore()        # doctest: +SKIP  (in Jupyter)
+    """
+    from .widgets import explore as _explore
+
+    return _explore(model, data, **kwargs)
+
+
 __all__ = [
     "Callback",
     "DEFAULT_SCHEDULES",
@@ -66,6 +80,7 @@ __all__ = [
     "separability_profile",
     "warm_up_umap",
     "evaluate",
+    "explore",
     "finetune",
     "fit",
     "load_dataset",

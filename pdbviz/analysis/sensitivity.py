@@ -14,25 +14,33 @@ from ..quant.convert import check_schedule
 from ..quant.quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, check_bits
 
 
-def sqnr_db(w: torch.Tensor, wq: torch.Tensor) -> float:
-    """Signal-to-quantization-noise ratio in dB after the best least-squares scale.
+def quantization_noise(w: torch.Tensor, wq: torch.Tensor) -> dict[str, float]:
+    """Noise of ``wq`` as an approximation of ``w``, after the best least-squares scale.
 
     DoReFa maps weights into [-1, 1] whatever their scale (BatchNorm absorbs
-    it), so ``wq`` is first rescaled by ``a = <w, wq> / <wq, wq>``:
-    ``SQNR = 10 log10(||w||^2 / ||w - a wq||^2)``.
+    it), so ``wq`` is first rescaled by ``a = <w, wq> / <wq, wq>``. Returns
+    ``{"sqnr_db": 10 log10(||w||^2 / ||w - a wq||^2), "mse": mean((w - a wq)^2), "scale": a}``.
+    """
+    w, wq = torch.as_tensor(w).detach().double().flatten(), torch.as_tensor(wq).detach().double().flatten()
+    denom = float(wq @ wq)
+    a = float(w @ wq) / denom if denom > 0 else 0.0
+    err = w - a * wq
+    noise, signal = float((err**2).sum()), float((w**2).sum())
+    if noise == 0:
+        db = math.inf
+    else:
+        db = 10 * math.log10(signal / noise) if signal > 0 else -math.inf
+    return {"sqnr_db": db, "mse": noise / max(len(w), 1), "scale": a}
+
+
+def sqnr_db(w: torch.Tensor, wq: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio in dB after the best scale (see ``quantization_noise``).
 
     Example:
         >>> sqnr_db(torch.tensor([1.0, -1.0]), torch.tensor([0.5, -0.5]))
         inf
     """
-    w, wq = w.detach().double().flatten(), wq.detach().double().flatten()
-    denom = float(wq @ wq)
-    a = float(w @ wq) / denom if denom > 0 else 0.0
-    noise = float(((w - a * wq) ** 2).sum())
-    signal = float((w**2).sum())
-    if noise == 0:
-        return math.inf
-    return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
+    return quantization_noise(w, wq)["sqnr_db"]
 
 
 def quantization_error(model: nn.Module, schedule: BitSchedule | str) -> pd.DataFrame:
@@ -51,11 +59,9 @@ def quantization_error(model: nn.Module, schedule: BitSchedule | str) -> pd.Data
         w = modules[name].weight.detach()
         with torch.no_grad():
             wq = WEIGHT_QUANTIZERS[spec.weight_mode](w.float(), spec.w_bits)
-        db = sqnr_db(w, wq)
-        a_den = float((wq.double() ** 2).sum())
-        a = float((w.double() * wq.double()).sum()) / a_den if a_den else 0.0
-        mse = float(((w.double() - a * wq.double()) ** 2).mean())
-        rows.append({"layer": name, "depth": depth, "w_bits": spec.w_bits, "sqnr_db": db, "mse": mse})
+        noise = quantization_noise(w, wq)
+        rows.append({"layer": name, "depth": depth, "w_bits": spec.w_bits, "sqnr_db": noise["sqnr_db"],
+                     "mse": noise["mse"]})
     return pd.DataFrame(rows)
 
 

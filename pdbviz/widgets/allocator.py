@@ -1,0 +1,307 @@
+"""BitAllocator: set each layer's bits, see the memory at once, retrain live, compare runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+
+from ..quant import BitSchedule, memory_summary, memory_table, quantizable_layers
+from ._common import ErrorArea, Worker, _widgets, kib
+
+BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
+PRESETS = ("uniform k", "8-4-2-1 (halving)", "linear 8→1", "increasing 1→8", "separability-allocated")
+
+
+class BitAllocator:
+    """A slider per layer for weight (and activation) bits, presets, a live memory table, and Train.
+
+    Train fine-tunes the float model under the current schedule in a background
+    thread (progress bar, live curve, Stop button); each finished run joins the
+    history table and the accuracy-vs-memory plot, where clicking a point loads
+    its bits back into the sliders. The one-line schedule string can be copied
+    and pasted back.
+
+    Args:
+        model: a trained float model, or a zoo model name (trained here first, in the background).
+        data: a ``Data`` or a dataset name.
+        epochs, lr: fine-tuning of each run.
+        float_epochs: training of the float model when ``model`` is a name.
+        seed: seed of every run.
+    """
+
+    def __init__(self, model="lenet", data="digits", epochs: int = 3, lr: float = 1e-3, float_epochs: int = 15,
+                 seed: int = 0):
+        w = _widgets()
+        import plotly.graph_objects as go
+
+        from .. import plot
+        from ..data import load_dataset
+        from ..models import build_model
+
+        self.data = load_dataset(data) if isinstance(data, str) else data
+        self.epochs, self.lr, self.float_epochs, self.seed = epochs, lr, float_epochs, seed
+        if isinstance(model, str):
+            self.model = build_model(model, self.data.input_shape, self.data.num_classes, seed=seed)
+            self._needs_training = True
+        else:
+            self.model, self._needs_training = model, False
+        self.layers = quantizable_layers(self.model)
+        self.errors = ErrorArea()
+        self.worker = Worker(self.errors, "train")
+        self.stop_event = threading.Event()
+        self.runs = pd.DataFrame(columns=["run", "schedule", "avg_bits", "kib", "compression", "test_acc", "seconds",
+                                          "stopped"])
+        self.float_accuracy: float | None = None
+        self._profile = None
+        self._setting = False
+        self.last_readout_ms = float("nan")
+
+        style = {"description_width": "110px"}
+        self.w_sliders = {n: w.SelectionSlider(options=BITS, value=8, description=n, style=style,
+                                               continuous_update=True, layout=w.Layout(width="360px"))
+                          for n in self.layers}
+        self.a_sliders = {n: w.SelectionSlider(options=BITS, value=32, description="input bits", style=style,
+                                               continuous_update=True, layout=w.Layout(width="300px"),
+                                               disabled=(i == 0))
+                          for i, n in enumerate(self.layers)}
+        self.preset = w.Dropdown(options=PRESETS, value="8-4-2-1 (halving)", description="preset")
+        self.k = w.IntSlider(value=2, min=1, max=8, description="k (uniform)")
+        self.budget = w.FloatSlider(value=1.5, min=1.0, max=8.0, step=0.1, description="budget (avg bits)")
+        self.apply_button = w.Button(description="Apply preset", icon="magic")
+        self.config = w.Text(description="schedule", continuous_update=False, layout=w.Layout(width="420px"),
+                             style={"description_width": "70px"})
+        self.readout = w.HTML()
+        self.table = w.HTML()
+        self.train_button = w.Button(description="Train", button_style="primary", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="260px"))
+        self.status = w.HTML()
+        self.history_table = w.HTML("<i>no runs yet: press Train</i>")
+
+        self.curve = go.FigureWidget(layout={"title": "live training", "width": 460, "height": 300,
+                                             "template": "simple_white", "xaxis_title": "batch",
+                                             "yaxis_title": "loss", "yaxis2": {"overlaying": "y", "side": "right",
+                                                                               "title": "test acc (%)"}})
+        self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines", name="loss", line={"color": plot.OKABE_ITO[0]}))
+        self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="test acc", yaxis="y2",
+                                        line={"color": plot.OKABE_ITO[1]}))
+        self.scatter = go.FigureWidget(layout={"title": "accuracy vs memory (click a point to load it)",
+                                               "width": 520, "height": 360, "template": "simple_white",
+                                               "xaxis_title": "quantized-weight memory (KiB)",
+                                               "yaxis_title": "test accuracy (%)"})
+        self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="runs", text=[], customdata=[],
+                                          textposition="top center",
+                                          marker={"size": 11, "color": plot.OKABE_ITO[2]},
+                                          hovertemplate="%{customdata}: %{y:.2f}% at %{x:.2f} KiB<extra></extra>"))
+        self.scatter.data[0].on_click(self.errors.guard(self._on_click, "point"))
+
+        on_change = self.errors.guard(lambda _c: self._sliders_changed(), "sliders")
+        for s in list(self.w_sliders.values()) + list(self.a_sliders.values()):
+            s.observe(on_change, names="value")
+        self.config.observe(self.errors.guard(lambda c: self.set_schedule(c["new"]), "schedule string"),
+                            names="value")
+        self.apply_button.on_click(self.errors.guard(lambda _b: self.apply_preset(), "preset"))
+        self.train_button.on_click(self.errors.guard(lambda _b: self.train(), "train"))
+        self.stop_button.on_click(lambda _b: self.stop_event.set())
+
+        rows = [w.HBox([self.w_sliders[n], self.a_sliders[n]]) for n in self.layers]
+        self.widget = w.VBox([
+            w.HTML(f"<b>{type(self.model).__name__}</b> on <b>{self.data.name}</b>: weight bits per layer "
+                   "(forward order) and the bits of each layer's input"),
+            *rows,
+            w.HBox([self.preset, self.k, self.budget, self.apply_button]),
+            self.config, self.readout, self.table,
+            w.HBox([self.train_button, self.stop_button, self.progress, self.status]),
+            w.HBox([self.curve, self.scatter]),
+            self.history_table, self.errors.widget,
+        ])
+        self.set_schedule(BitSchedule.decreasing(self.layers))
+        if self._needs_training:
+            self._train_float()
+        else:
+            self._float_ready()
+
+    # -- schedule <-> sliders ----------------------------------------------
+    def schedule(self) -> BitSchedule:
+        """The schedule the sliders show."""
+        return BitSchedule.from_list(self.layers, [self.w_sliders[n].value for n in self.layers],
+                                     [self.a_sliders[n].value for n in self.layers])
+
+    def set_schedule(self, schedule: BitSchedule | str) -> None:
+        """Move the sliders to ``schedule`` (a BitSchedule or its one-line string)."""
+        if isinstance(schedule, str):
+            schedule = BitSchedule.from_string(schedule, self.layers)
+        self._setting = True
+        try:
+            for n in self.layers:
+                spec = schedule[n]
+                self.w_sliders[n].value = spec.w_bits
+                self.a_sliders[n].value = 32 if n == self.layers[0] else spec.a_bits
+        finally:
+            self._setting = False
+        self._sliders_changed()
+
+    def _sliders_changed(self) -> None:
+        if self._setting:
+            return
+        t0 = time.perf_counter()
+        sched = self.schedule()
+        table = memory_table(self.model, sched)
+        s = table.attrs["summary"]
+        text = sched.to_string()
+        if self.config.value != text:
+            self._setting = True
+            try:
+                self.config.value = text
+            finally:
+                self._setting = False
+        self.readout.value = (f"quantized weights <b>{kib(s.quantized_weight_kib)}</b> "
+                              f"(float-32 {kib(s.float32_weight_kib)}) &nbsp; <b>{s.compression:.1f}×</b> smaller "
+                              f"&nbsp; <b>{s.avg_bits:.2f}</b> average bits")
+        self.table.value = table.to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0)
+        self.errors.clear()
+        self.last_readout_ms = 1000 * (time.perf_counter() - t0)
+
+    def apply_preset(self) -> None:
+        """Set the sliders from the preset menu (and the k / budget sliders)."""
+        p = self.preset.value
+        groups = getattr(self.model, "layer_groups", None)
+        if p == "uniform k":
+            sched = BitSchedule.uniform(self.layers, self.k.value)
+        elif p == "8-4-2-1 (halving)":
+            sched = BitSchedule.decreasing(self.layers, groups=groups)
+        elif p == "linear 8→1":
+            sched = BitSchedule.decreasing(self.layers, kind="linear")
+        elif p == "increasing 1→8":
+            sched = BitSchedule.increasing(self.layers, groups=groups)
+        else:
+            from ..analysis import allocate_bits, separability_profile
+
+            if self._profile is None:
+                self._profile = separability_profile(self.model, self.data, metrics=("fisher",), seed=self.seed)
+            sched = allocate_bits(self._profile, self.model, float(self.budget.value))
+        self.set_schedule(sched)
+
+    def _on_click(self, trace, points, state) -> None:
+        if points.point_inds:
+            self.select_run(points.point_inds[0])
+
+    def select_run(self, index: int) -> None:
+        """Load the bits of run ``index`` (0-based, as plotted) back into the sliders."""
+        if not 0 <= index < len(self.runs):
+            raise ValueError(f"run index must be in 0..{len(self.runs) - 1}, got {index}")
+        self.set_schedule(self.runs.iloc[index].schedule)
+        self.status.value = f"loaded run {int(self.runs.iloc[index].run)}"
+
+    # -- training ---------------------------------------------------------
+    def _train_float(self) -> None:
+        from ..train import fit
+
+        self.train_button.disabled = True
+        self.status.value = "training the float model…"
+
+        def job():
+            fit(self.model, self.data, epochs=self.float_epochs, lr=3e-3, seed=self.seed, progress=False)
+
+        self.worker.start(job, "float training", on_done=self._float_ready)
+
+    def _float_ready(self) -> None:
+        from ..train import evaluate
+
+        self.float_accuracy = 100 * evaluate(self.model, self.data)["accuracy"]
+        self.scatter.add_hline(y=self.float_accuracy, line_dash="dash", line_color="#999999",
+                               annotation_text=f"float-32 {self.float_accuracy:.2f}%",
+                               annotation_position="bottom right")
+        self.train_button.disabled = False
+        self.status.value = f"float model ready ({self.float_accuracy:.2f}%)"
+
+    def train(self) -> bool:
+        """Fine-tune under the current schedule in the background; False if a run is already going."""
+        from ..experiment import finetune
+        from ..train import Callback, StopEvent
+
+        if self.worker.busy:
+            self.status.value = "a run is already going"
+            return False
+        sched = self.schedule()
+        n_batches = -(-len(self.data.y_train) // 64)
+        self.progress.max, self.progress.value = self.epochs * n_batches, 0
+        self.stop_event.clear()
+        with self.curve.batch_update():
+            for tr in self.curve.data:
+                tr.x, tr.y = [], []
+        widget = self
+
+        class Live(Callback):
+            def __init__(self):
+                self.xs, self.losses, self.last = [], [], 0.0
+
+            def on_batch_end(self, s):
+                step = (s.epoch - 1) * s.n_batches + s.batch
+                self.xs.append(step)
+                self.losses.append(s.loss)
+                now = time.perf_counter()
+                if now - self.last > 0.15 or step == s.epochs * s.n_batches:
+                    self.last = now
+                    widget.progress.value = step
+                    with widget.curve.batch_update():
+                        widget.curve.data[0].x, widget.curve.data[0].y = list(self.xs), list(self.losses)
+
+            def on_epoch_end(self, s):
+                rec = s.history.records[-1]
+                tr = widget.curve.data[1]
+                tr.x, tr.y = list(tr.x) + [s.epoch * s.n_batches], list(tr.y) + [100 * rec["test_acc"]]
+
+        def job():
+            t0 = time.perf_counter()
+            self.status.value = f"training {sched.to_string()}…"
+            q, history = finetune(self.model, sched, self.data, epochs=self.epochs, lr=self.lr, seed=self.seed,
+                                  progress=False, callbacks=[Live(), StopEvent(self.stop_event)])
+            self._record(sched, q, history, time.perf_counter() - t0)
+
+        def done():
+            self.train_button.disabled, self.stop_button.disabled = False, True
+
+        self.train_button.disabled, self.stop_button.disabled = True, False
+        return self.worker.start(job, "train", on_done=done)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current background job (float training or a run) ends."""
+        return self.worker.wait(timeout)
+
+    def _record(self, sched: BitSchedule, q, history, seconds: float) -> None:
+        from ..train import evaluate
+
+        acc = 100 * evaluate(q, self.data)["accuracy"]
+        s = memory_summary(self.model, sched)
+        row = {"run": len(self.runs) + 1, "schedule": sched.to_string(), "avg_bits": s.avg_bits,
+               "kib": s.quantized_weight_kib, "compression": s.compression, "test_acc": acc, "seconds": seconds,
+               "stopped": history.stop_reason or ""}
+        self.runs = pd.concat([self.runs, pd.DataFrame([row])], ignore_index=True) if len(self.runs) else \
+            pd.DataFrame([row])
+        with self.scatter.batch_update():
+            tr = self.scatter.data[0]
+            tr.x, tr.y = list(self.runs.kib), list(self.runs.test_acc)
+            tr.customdata, tr.text = list(self.runs.schedule), [f"#{r}" for r in self.runs.run]
+        self.history_table.value = self.runs.to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0,
+                                                     classes="pdbviz-history")
+        self.progress.value = self.progress.max
+        stopped = f" (stopped: {history.stop_reason})" if history.stop_reason else ""
+        self.status.value = f"run {row['run']}: {acc:.2f}% at {kib(row['kib'])}{stopped}"
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def explore(model="lenet", data="digits", **kwargs) -> BitAllocator:
+    """The one-liner: a BitAllocator on the embedded digits (or your model and data).
+
+    Example:
+        >>> import pdbviz
+        >>> pdbviz.explore()        # doctest: +SKIP  (in Jupyter)
+    """
+    return BitAllocator(model, data, **kwargs)
