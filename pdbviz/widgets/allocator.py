@@ -67,8 +67,9 @@ class BitAllocator:
                                                disabled=(i == 0))
                           for i, n in enumerate(self.layers)}
         self.preset = w.Dropdown(options=PRESETS, value="8-4-2-1 (halving)", description="preset")
-        self.k = w.IntSlider(value=2, min=1, max=8, description="k (uniform)")
-        self.budget = w.FloatSlider(value=1.5, min=1.0, max=8.0, step=0.1, description="budget (avg bits)")
+        wide = {"description_width": "initial"}
+        self.k = w.IntSlider(value=2, min=1, max=8, description="k (uniform)", style=wide)
+        self.budget = w.FloatSlider(value=1.5, min=1.0, max=8.0, step=0.1, description="budget (avg bits)", style=wide)
         self.apply_button = w.Button(description="Apply preset", icon="magic")
         self.config = w.Text(description="schedule", continuous_update=False, layout=w.Layout(width="420px"),
                              style={"description_width": "70px"})
@@ -83,7 +84,9 @@ class BitAllocator:
         self.curve = go.FigureWidget(layout={"title": "live training", "width": 460, "height": 300,
                                              "template": "simple_white", "xaxis_title": "batch",
                                              "yaxis_title": "loss", "yaxis2": {"overlaying": "y", "side": "right",
-                                                                               "title": "test acc (%)"}})
+                                                                               "title": "test acc (%)"},
+                                             "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
+                                                        "yanchor": "bottom"}, "margin": {"r": 60}})
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines", name="loss", line={"color": plot.OKABE_ITO[0]}))
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="test acc", yaxis="y2",
                                         line={"color": plot.OKABE_ITO[1]}))

@@ -1,0 +1,120 @@
+"""A real browser: JupyterLab on 127.0.0.1, notebook 03 in headless Chromium, slider, Train, new run."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = "03_bit_allocation_explorer.ipynb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)  # the run must not write into the repository
+    port, token = _free_port(), "pdbviz-test-" + os.urandom(8).hex()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"), JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    env.pop("JUPYTER_PATH", None)
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.news_url=", "--ServerApp.port_retries=0"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                raise RuntimeError("JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url, token, work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+@pytest.mark.browser
+def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, token, work = jupyterlab
+    shot = tmp_path / "bit_allocator.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=require_chromium, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}", wait_until="domcontentloaded")
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                                   " && window.jupyterapp.shell.currentWidget.sessionContext"
+                                   " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                                   " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                                   " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                                   ".connectionStatus === 'connected'", timeout=120_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            train = page.locator("button.jupyter-button", has_text="Train").first
+            train.wait_for(state="visible", timeout=120_000)
+            history = page.locator("table.pdbviz-history tbody tr")
+            # the notebook's own cell trains run 1 from code
+            page.wait_for_function("() => document.querySelectorAll('table.pdbviz-history tbody tr').length >= 1",
+                                   timeout=120_000)
+            assert history.count() == 1
+            schedule_box = page.locator(".widget-text input").first
+            before = schedule_box.input_value()
+            handles = page.locator(".widget-hslider .noUi-handle")
+            handles.nth(4).focus()  # the third layer's weight-bits slider (w, a per layer)
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function(f"() => document.querySelector('.widget-text input').value !== {before!r}",
+                                   timeout=30_000)
+            after = schedule_box.input_value()
+            page.wait_for_function("() => !document.evaluate(\"//button[contains(., 'Train')]\", document, null, 9,"
+                                   " null).singleNodeValue.disabled", timeout=60_000)
+            t0 = time.perf_counter()
+            train.click()
+            page.wait_for_function("() => document.querySelectorAll('table.pdbviz-history tbody tr').length >= 2",
+                                   timeout=120_000)
+            page.wait_for_function("() => Array.from(document.querySelectorAll('.scatterlayer .trace'))"
+                                   ".some(t => t.querySelectorAll('.points path').length >= 2)", timeout=60_000)
+            seconds = time.perf_counter() - t0
+            rows = history.all_inner_texts()
+            assert len(rows) == 2 and after in rows[1]
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    target = os.environ.get("PDBVIZ_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / shot.name)
+        (Path(target) / "train_to_point_seconds.txt").write_text(f"{seconds:.2f}\n")
+    print(f"Train press to new point: {seconds:.2f} s; schedule {before} -> {after}")
