@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .ste import clipped_round_ste, round_ste, scaled_sign_ste
+from .ste import clipped_round_ste, dorefa_weight_ste, round_ste, scaled_sign_ste
 
 #: bit-widths a quantized layer may have; 32 means full precision.
 ALLOWED_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
@@ -67,10 +67,7 @@ def dorefa_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:
         return w
     if bits == 1:
         return scaled_sign_ste(w)
-    n = float(2**bits - 1)
-    t = torch.tanh(w)
-    wn = t / (2 * t.abs().max().clamp_min(_EPS)) + 0.5
-    return 2 * round_ste(wn, n) - 1
+    return dorefa_weight_ste(w, float(2**bits - 1), _EPS)
 
 
 def symmetric_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:
@@ -109,7 +106,10 @@ def quantize_activation(x: torch.Tensor, bits: int | None) -> torch.Tensor:
     bits = check_bits(bits)
     if bits == FULL_PRECISION:
         return x
-    return clipped_round_ste(x, float(2**bits - 1))
+    n = float(2**bits - 1)
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return x.clamp(0.0, 1.0).mul_(n).round_().div_(n)  # inference: one buffer, no autograd node
+    return clipped_round_ste(x, n)
 
 
 WEIGHT_QUANTIZERS = {"dorefa": dorefa_weight, "symmetric": symmetric_weight}

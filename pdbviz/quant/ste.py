@@ -32,13 +32,13 @@ class ClippedRoundSTE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, n: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return torch.round(x.clamp(0.0, 1.0) * n).div_(n)
+        clipped = x.clamp(0.0, 1.0)
+        ctx.save_for_backward(clipped == x)  # a bool mask: 1 byte per element instead of the input
+        return clipped.mul_(n).round_().div_(n)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        inside = (x >= 0) & (x <= 1)
+        (inside,) = ctx.saved_tensors
         return grad * inside, None
 
 
@@ -59,6 +59,42 @@ class ScaledSignSTE(torch.autograd.Function):
         return grad
 
 
+class DoReFaWeightSTE(torch.autograd.Function):
+    """DoReFa k-bit weights (k >= 2) in one autograd node.
+
+    Forward: ``t = tanh(w)``, ``m = max|t|``, ``w_q = 2 round(n (t / (2m) + 1/2)) / n - 1``
+    (``n = 2^k - 1``), with the same floating-point operations as the
+    step-by-step formula, so the values are identical. Backward: the exact
+    gradient of ``2 (t / (2m) + 1/2) - 1`` (``round`` straight-through),
+    including the path through ``m``, written out instead of recorded op by op:
+    ``dL/dt = g / m``, plus ``-sum(g t) / m^2 * sign(t_j)`` at the arg-max
+    ``j``; then ``dL/dw = dL/dt (1 - t^2)``.
+    """
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, n: float, eps: float) -> torch.Tensor:  # type: ignore[override]
+        t = torch.tanh(w)
+        flat = t.reshape(-1)
+        j = flat.abs().argmax()
+        peak = flat[j].abs()
+        m = peak.clamp_min(eps)
+        ctx.save_for_backward(t, m, j, peak)
+        ctx.eps = eps
+        return (t / (2 * m)).add_(0.5).mul_(n).round_().div_(n).mul_(2).sub_(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        t, m, j, peak = ctx.saved_tensors
+        if peak < ctx.eps:  # an all-zero tensor: no scale to differentiate, pass the gradient straight
+            return grad * (1 - t * t), None, None
+        g_t = grad / m
+        g_m = -(grad * t).sum() / (m * m)
+        flat = g_t.view(-1)
+        flat[j] += g_m * torch.sign(t.reshape(-1)[j])
+        return g_t * (1 - t * t), None, None
+
+
 round_ste = RoundSTE.apply
+dorefa_weight_ste = DoReFaWeightSTE.apply
 clipped_round_ste = ClippedRoundSTE.apply
 scaled_sign_ste = ScaledSignSTE.apply
