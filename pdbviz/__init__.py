@@ -46,6 +46,15 @@ from .quant import (
 
 
 
+def __getattr__(name: str):
+    """``pdbviz.plot`` and ``pdbviz.widgets`` load on first use (plotly and ipywidgets are heavy)."""
+    if name in ("plot", "widgets"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'pdbviz' has no attribute {name!r}")
+
+
 def explore(model="lenet", data="digits", **kwargs):
     """Open a BitAllocator (per-layer bit sliders, live memory, Train) on the embedded digits.
 

@@ -18,7 +18,6 @@ and numpy arrays.
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 import pickle
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ._checks import did_you_mean
 
 EMBEDDED = ("digits", "mnist5k")
 DOWNLOADED = ("mnist", "fashion-mnist", "cifar10", "cifar100")
@@ -84,16 +85,18 @@ class Data:
 
     def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Data":
         """A copy with at most ``n_train`` / ``n_test`` samples, stratified by class."""
-        xtr, ytr = _stratified(self.X_train, self.y_train, n_train, seed)
-        xte, yte = _stratified(self.X_test, self.y_test, n_test, seed)
+        xtr, ytr = _stratified(self.X_train, self.y_train, n_train, seed, "n_train")
+        xte, yte = _stratified(self.X_test, self.y_test, n_test, seed, "n_test")
         return Data(self.name, xtr, ytr, xte, yte, self.classes, self.mean, self.std, self.augment, dict(self.info))
 
 
-def _stratified(X, y, n, seed):
-    if n is None or n >= len(y):
+def _stratified(X, y, n, seed, name="n"):
+    if n is None:
         return X, y
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"subset size must be a positive integer, got {n!r}")
+        raise ValueError(f"{name} must be a positive integer or None, got {n!r}")
+    if n >= len(y):
+        return X, y
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
@@ -269,9 +272,7 @@ def load_dataset(name: str = "digits", root: str | os.PathLike | None = None, do
         ((1, 8, 8), 10, 1347, 450)
     """
     if not isinstance(name, str) or name.lower() not in DATASETS:
-        close = difflib.get_close_matches(str(name).lower(), DATASETS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown dataset name {name!r}; available: {', '.join(DATASETS)}.{hint}")
+        raise ValueError(f"unknown dataset name {name!r}; available: {', '.join(DATASETS)}.{did_you_mean(name, DATASETS)}")
     name = name.lower()
     if not (isinstance(test_size, float) and 0 < test_size < 1):
         raise ValueError(f"test_size must be a float between 0 and 1, got {test_size!r}")
@@ -292,5 +293,7 @@ def load_dataset(name: str = "digits", root: str | os.PathLike | None = None, do
                 f"pdbviz.load_dataset({name!r}, root={str(root)!r}, download=True)"
             )
     if train_subset is not None:
+        if isinstance(train_subset, bool) or not isinstance(train_subset, int) or train_subset < 1:
+            raise ValueError(f"train_subset must be a positive integer or None, got {train_subset!r}")
         data = data.subset(n_train=train_subset, seed=seed)
     return data

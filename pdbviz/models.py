@@ -9,11 +9,12 @@ per quantizable layer, for ``BitSchedule.decreasing(model, groups=...)``.
 
 from __future__ import annotations
 
-import difflib
 import math
 
 import torch
 from torch import nn
+
+from ._checks import did_you_mean
 
 MODELS = ("mlp", "lenet", "vgg-small", "resnet20")
 
@@ -177,9 +178,7 @@ def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 1
         torch.Size([2, 10])
     """
     if not isinstance(name, str) or name.lower() not in _BUILDERS:
-        close = difflib.get_close_matches(str(name).lower(), MODELS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model name {name!r}; available: {', '.join(MODELS)}.{hint}")
+        raise ValueError(f"unknown model name {name!r}; available: {', '.join(MODELS)}.{did_you_mean(name, MODELS)}")
     name = name.lower()
     try:
         input_shape = tuple(int(v) for v in input_shape)

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._checks import check_inputs, check_labels
+
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -178,6 +180,7 @@ def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024
     _check_xy(X, y, f"the {split} split")
     param = next(model.parameters(), None)
     device = resolve_device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))
+    check_labels(y, check_inputs(model, X, f"the {split} inputs"), f"the {split} labels")
     was_training = model.training
     model.eval()
     correct, total_loss = 0, 0.0
@@ -260,9 +263,15 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks must be pdbviz.Callback objects, got {type(cb).__name__}")
     dev = resolve_device(device)
+    model.to(dev)
+    n_out = check_inputs(model, Xtr, "the training inputs")
+    check_labels(ytr, n_out, "the training labels")
+    if Xte is not None:
+        check_labels(yte, check_inputs(model, Xte, "the test inputs"), "the test labels")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model.to(dev)
     Xtr_d, ytr_d = Xtr.to(dev), ytr.to(dev)
     opt = _optimizer(optimizer, model.parameters(), lr, weight_decay)
     n = len(Xtr)

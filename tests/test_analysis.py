@@ -92,9 +92,19 @@ def test_collect_features_are_layer_inputs_and_hooks_are_removed(small_cnn):
 
 
 def test_collect_features_removes_hooks_after_errors(small_cnn):
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="cannot take X of shape \\(3, 16, 16\\) per sample"):
         collect_features(small_cnn, torch.randn(2, 3, 16, 16))  # wrong channel count
-    assert all(not m._forward_pre_hooks for m in small_cnn.modules())
+
+    class FailsOnSmallBatches(nn.Module):
+        def forward(self, x):
+            if len(x) < 2:
+                raise RuntimeError("boom")
+            return x
+
+    net = nn.Sequential(nn.Linear(4, 3), FailsOnSmallBatches())
+    with pytest.raises(RuntimeError, match="boom"):
+        collect_features(net, torch.randn(5, 4), batch_size=2)  # the last batch fails while hooked
+    assert all(not m._forward_pre_hooks for m in net.modules())
     with pytest.raises(ValueError, match="pool must be one of"):
         collect_features(small_cnn, torch.randn(2, 1, 16, 16), pool="max")
     with pytest.raises(ValueError, match="not quantizable layers of this model"):

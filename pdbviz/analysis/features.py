@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_inputs
 from ..quant import quantizable_layers
 
 POOLS = ("auto", "avg", "flatten", "project")
@@ -58,11 +59,10 @@ def collect_features(model: nn.Module, X: torch.Tensor, layers: Sequence[str] | 
     """
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-    if not isinstance(X, torch.Tensor):
-        raise TypeError(f"X must be a torch tensor, got {type(X).__name__}")
-    if len(X) == 0:
-        raise ValueError("X is empty: collect_features needs at least one sample")
-    order = quantizable_layers(model)
+    check_inputs(model, X, "X")
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    order = quantizable_layers(model, X[:2].to(device))
     if layers is None:
         layers = order
     else:
@@ -72,8 +72,6 @@ def collect_features(model: nn.Module, X: torch.Tensor, layers: Sequence[str] | 
             raise ValueError(f"layers {unknown} are not quantizable layers of this model; choose from {order}")
         layers = [n for n in order if n in layers]
     modules = dict(model.named_modules())
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     proj: dict[str, torch.Tensor] = {}
     current: dict[str, torch.Tensor] = {}

@@ -9,7 +9,6 @@ Measures (higher = more separable):
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._checks import did_you_mean
 from .features import LOGITS, collect_features
 
 METRICS = ("fisher", "probe", "knn", "silhouette")
@@ -132,9 +132,7 @@ def check_metrics(metrics) -> tuple[str, ...]:
     metrics = tuple(metrics)
     for m in metrics:
         if m not in METRICS:
-            close = difflib.get_close_matches(str(m), METRICS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown measure {m!r}; available: {', '.join(METRICS)}.{hint}")
+                raise ValueError(f"unknown measure {m!r}; available: {', '.join(METRICS)}.{did_you_mean(m, METRICS)}")
     if not metrics:
         raise ValueError(f"metrics is empty; choose from {METRICS}")
     return metrics

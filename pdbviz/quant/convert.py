@@ -139,6 +139,8 @@ def quantize(model: nn.Module, schedule: BitSchedule | str, example_input: torch
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     order = None
+    if not _registered(model):
+        raise ValueError(f"{type(model).__name__} has no Conv2d or Linear layer to quantize")
     if isinstance(schedule, str):
         order = quantizable_layers(model, example_input)
         schedule = BitSchedule.from_string(schedule, order)

@@ -20,9 +20,15 @@ FULL_PRECISION = 32
 _EPS = 1e-12
 
 
-def check_bits(bits, name: str = "bits", minimum: int = 1) -> int:
-    """Return ``bits`` as an int in 1..8 or 32 (``None`` -> 32), else raise ValueError."""
+def check_bits(bits, name: str = "bits", minimum: int = 1, allow_float: bool = True) -> int:
+    """Return ``bits`` as an int in 1..8 or 32 (``None`` -> 32), else raise ValueError.
+
+    With ``allow_float=False`` only 1..8 is accepted (32 and None are errors).
+    """
+    allowed = f"{minimum}..8 or 32 (full precision)" if allow_float else f"{minimum}..8"
     if bits is None:
+        if not allow_float:
+            raise ValueError(f"{name} must be an integer in {allowed}, got None")
         return FULL_PRECISION
     if isinstance(bits, bool) or not isinstance(bits, int):
         # numpy integers are fine; floats, strings and the rest are not
@@ -34,13 +40,11 @@ def check_bits(bits, name: str = "bits", minimum: int = 1) -> int:
             else:
                 raise TypeError
         except TypeError:
-            raise ValueError(
-                f"{name} must be an integer in {minimum}..8 or 32 (full precision), "
-                f"got {bits!r} of type {type(bits).__name__}"
-            ) from None
-    if bits == FULL_PRECISION or minimum <= bits <= 8:
+            raise ValueError(f"{name} must be an integer in {allowed}, got {bits!r} of type {type(bits).__name__}") \
+                from None
+    if (bits == FULL_PRECISION and allow_float) or minimum <= bits <= 8:
         return int(bits)
-    raise ValueError(f"{name} must be an integer in {minimum}..8 or 32 (full precision), got {bits!r}")
+    raise ValueError(f"{name} must be an integer in {allowed}, got {bits!r}")
 
 
 def dorefa_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:

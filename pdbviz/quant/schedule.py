@@ -238,7 +238,7 @@ class BitSchedule(Mapping[str, BitSpec]):
             [8, 6, 3, 1]
         """
         names = _layer_names(layers)
-        start, end = check_bits(start, "start"), check_bits(end, "end")
+        start, end = check_bits(start, "start", allow_float=False), check_bits(end, "end", allow_float=False)
         if start < end:
             raise ValueError(f"a decreasing schedule needs start >= end, got start={start}, end={end}")
         bits = cls._ramp(len(names), start, end, kind, groups)
@@ -256,7 +256,7 @@ class BitSchedule(Mapping[str, BitSpec]):
             [1, 1, 2, 4, 8]
         """
         names = _layer_names(layers)
-        start, end = check_bits(start, "start"), check_bits(end, "end")
+        start, end = check_bits(start, "start", allow_float=False), check_bits(end, "end", allow_float=False)
         if start > end:
             raise ValueError(f"an increasing schedule needs start <= end, got start={start}, end={end}")
         rev_groups = None if groups is None else list(groups)[::-1]
