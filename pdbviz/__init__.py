@@ -58,9 +58,10 @@ def __getattr__(name: str):
 def explore(model="lenet", data="digits", **kwargs):
     """Open a BitAllocator (per-layer bit sliders, live memory, Train) on the embedded digits.
 
-    Example:
-        >>> import pdbviz
-        >>> pdbviz.explore()        # doctest: +SKIP  (in Jupyter)
+    Example (in a notebook cell)::
+
+        import pdbviz
+        pdbviz.explore()
     """
     from .widgets import explore as _explore
 

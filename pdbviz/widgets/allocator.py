@@ -303,8 +303,9 @@ class BitAllocator:
 def explore(model="lenet", data="digits", **kwargs) -> BitAllocator:
     """The one-liner: a BitAllocator on the embedded digits (or your model and data).
 
-    Example:
-        >>> import pdbviz
-        >>> pdbviz.explore()        # doctest: +SKIP  (in Jupyter)
+    Example (in a notebook cell)::
+
+        import pdbviz
+        pdbviz.explore()
     """
     return BitAllocator(model, data, **kwargs)

@@ -20,9 +20,10 @@ class QuantizerPlayground:
         n: number of samples drawn for the Gaussian and Laplace distributions.
         seed: seed of those samples.
 
-    Example:
-        >>> pg = QuantizerPlayground()          # doctest: +SKIP
-        >>> pg                                   # doctest: +SKIP  (displays in Jupyter)
+    Example (in a notebook cell)::
+
+        from pdbviz.widgets import QuantizerPlayground
+        QuantizerPlayground()
     """
 
     def __init__(self, model=None, n: int = 4000, seed: int = 0):
