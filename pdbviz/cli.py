@@ -91,19 +91,13 @@ def _cmd_compare(args) -> int:
     import time
 
     import pdbviz
+    from pdbviz.experiment import check_schedules
     from pdbviz.report import standard_figures, write_report
 
     t0 = time.perf_counter()
     data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
     template = pdbviz.build_model(args.model, data.input_shape, data.num_classes, width=args.width)
-    for text in args.schedules:  # reject malformed schedules before any training
-        if text not in ("float", "linear", "halving", "increasing") and not text.startswith("alloc:"):
-            pdbviz.BitSchedule.from_string(text, template)
-        elif text.startswith("alloc:"):
-            from pdbviz.analysis import parse_budget
-
-            budget = text[6:].strip()
-            parse_budget(float(budget) if budget.replace(".", "", 1).isdigit() else budget)
+    check_schedules(args.schedules, template)  # reject malformed schedules before any training
     results = pdbviz.compare(data, model=args.model, schedules=args.schedules, epochs=args.epochs, seeds=args.seeds,
                              finetune=not args.from_scratch, finetune_epochs=args.finetune_epochs, lr=args.lr,
                              batch_size=args.batch_size, width=args.width, progress=not args.quiet)

@@ -77,6 +77,22 @@ def resolve_schedule(spec, model: nn.Module, profile: pd.DataFrame | None = None
     return text, kind, sched
 
 
+def check_schedules(schedules: Sequence, model: nn.Module) -> None:
+    """Raise ValueError/TypeError for the first entry ``compare`` could not run on ``model``.
+
+    Separability-allocated entries are checked for their budget only (their
+    schedule needs the trained model's profile).
+    """
+    for spec in schedules:
+        if isinstance(spec, str) and spec.strip().startswith("alloc:"):
+            from .analysis import parse_budget
+
+            budget = spec.strip()[len("alloc:"):].strip()
+            parse_budget(float(budget) if _is_number(budget) else budget)
+        else:
+            resolve_schedule(spec, model)
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
