@@ -36,6 +36,8 @@ def test_from_float_to_float_round_trip_and_type_errors():
     conv = nn.Conv2d(2, 4, 3, bias=False, groups=2, dilation=2)
     q = QuantConv2d.from_float(conv, BitSpec(4))
     assert (q.groups, q.dilation, q.bias) == (2, (2, 2), None)
+    q.register_forward_hook(lambda *args: None)
+    assert q.weight is conv.weight and not conv._forward_hooks  # parameters shared, hooks not
     back = q.to_float()
     assert type(back) is nn.Conv2d and torch.equal(back.weight, conv.weight)
     baked = q.to_float(bake=True)

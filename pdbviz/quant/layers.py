@@ -19,6 +19,18 @@ from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, quantize_activation
 from .schedule import BitSpec
 
 
+def _copy_state(src: nn.Module, dst: nn.Module, skip: tuple[str, ...]) -> None:
+    """Give ``dst`` the hyper-parameters and the (shared) parameters of ``src``.
+
+    Dict-valued attributes (parameters, buffers, hooks) are copied, so that
+    registering a hook or a parameter on one module does not touch the other.
+    """
+    for key, value in src.__dict__.items():
+        if key in skip:
+            continue
+        dst.__dict__[key] = type(value)(value) if isinstance(value, dict) else value
+
+
 class _QuantMixin:
     """Shared behaviour of the quantized layers (one level, no hierarchy beyond it)."""
 
@@ -84,10 +96,7 @@ class _QuantMixin:
             raise TypeError(f"{cls.__name__}.from_float needs an nn.{float_cls.__name__}, got {type(module).__name__}")
         new = cls.__new__(cls)
         nn.Module.__init__(new)
-        new.__dict__.update({k: v for k, v in module.__dict__.items() if k not in ("_parameters", "_buffers", "_modules")})
-        new._parameters = dict(module._parameters)
-        new._buffers = dict(module._buffers)
-        new._modules = dict(module._modules)
+        _copy_state(module, new, skip=())
         new._init_quant(spec if spec is not None else getattr(module, "spec", None))
         return new
 
@@ -100,11 +109,7 @@ class _QuantMixin:
         float_cls = self._float_cls
         new = float_cls.__new__(float_cls)
         nn.Module.__init__(new)
-        skip = ("_parameters", "_buffers", "_modules", "spec", "_wq_cache")
-        new.__dict__.update({k: v for k, v in self.__dict__.items() if k not in skip})
-        new._parameters = dict(self._parameters)
-        new._buffers = dict(self._buffers)
-        new._modules = dict(self._modules)
+        _copy_state(self, new, skip=("spec", "_wq_cache"))
         if bake:
             with torch.no_grad():
                 new.weight = nn.Parameter(self.quantized_weight().detach().clone())
