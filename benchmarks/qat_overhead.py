@@ -34,30 +34,24 @@ def lenet() -> nn.Module:
 
 
 # -- peers ---------------------------------------------------------------------
-class NaiveDoReFaConv(nn.Conv2d):
-    bits = 4
+def _naive_dorefa(x, weight, bits=4):
+    """DoReFa input and weight quantization written with the ``x + (q - x).detach()`` STE."""
+    n = 2**bits - 1
+    xc = x.clamp(0, 1)
+    x = xc + (torch.round(xc * n) / n - xc).detach()
+    t = torch.tanh(weight)
+    wn = t / (2 * t.abs().max()) + 0.5
+    return x, 2 * (wn + (torch.round(wn * n) / n - wn).detach()) - 1
 
+
+class NaiveDoReFaConv(nn.Conv2d):
     def forward(self, x):
-        n = 2**self.bits - 1
-        xc = x.clamp(0, 1)
-        x = xc + (torch.round(xc * n) / n - xc).detach()
-        t = torch.tanh(self.weight)
-        wn = t / (2 * t.abs().max()) + 0.5
-        wq = 2 * (wn + (torch.round(wn * n) / n - wn).detach()) - 1
-        return self._conv_forward(x, wq, self.bias)
+        return self._conv_forward(*_naive_dorefa(x, self.weight), self.bias)
 
 
 class NaiveDoReFaLinear(nn.Linear):
-    bits = 4
-
     def forward(self, x):
-        n = 2**self.bits - 1
-        xc = x.clamp(0, 1)
-        x = xc + (torch.round(xc * n) / n - xc).detach()
-        t = torch.tanh(self.weight)
-        wn = t / (2 * t.abs().max()) + 0.5
-        wq = 2 * (wn + (torch.round(wn * n) / n - wn).detach()) - 1
-        return F.linear(x, wq, self.bias)
+        return F.linear(*_naive_dorefa(x, self.weight), self.bias)
 
 
 def naive_w4a4() -> nn.Module:
