@@ -68,8 +68,7 @@ def resolve_schedule(spec, model: nn.Module, profile: pd.DataFrame | None = None
         if profile is None:
             raise ValueError("an 'alloc:' schedule needs the float model's separability profile")
         budget = text[len("alloc:"):].strip()
-        value = float(budget) if _is_number(budget) else budget
-        return f"alloc @{budget}", "allocated", allocate_bits(profile, model, value)
+        return f"alloc @{budget}", "allocated", allocate_bits(profile, model, _alloc_budget(budget))
     sched = BitSchedule.from_string(text, model)
     kind = "uniform" if len(set(sched.w_bits)) == 1 else (
         "decreasing" if all(a >= b for a, b in zip(sched.w_bits, sched.w_bits[1:])) else
@@ -87,18 +86,17 @@ def check_schedules(schedules: Sequence, model: nn.Module) -> None:
         if isinstance(spec, str) and spec.strip().startswith("alloc:"):
             from .analysis import parse_budget
 
-            budget = spec.strip()[len("alloc:"):].strip()
-            parse_budget(float(budget) if _is_number(budget) else budget)
+            parse_budget(_alloc_budget(spec.strip()[len("alloc:"):].strip()))
         else:
             resolve_schedule(spec, model)
 
 
-def _is_number(text: str) -> bool:
+def _alloc_budget(text: str) -> float | str:
+    """The budget of an ``"alloc:B"`` entry: a number of average bits, or the text (``"40KiB"``)."""
     try:
-        float(text)
-        return True
+        return float(text)
     except ValueError:
-        return False
+        return text
 
 
 def _data(data) -> Data:

@@ -30,6 +30,17 @@ def small_cnn():
     return Net()
 
 
+@pytest.fixture(scope="session")
+def trained():
+    """A LeNet trained briefly on digits, and the data; tests must not change it."""
+    import pdbviz
+
+    data = pdbviz.load_dataset("digits")
+    model = pdbviz.build_model("lenet", data.input_shape, data.num_classes)
+    pdbviz.fit(model, data, epochs=6, lr=3e-3, progress=False)
+    return model, data
+
+
 @pytest.fixture
 def require_chromium():
     """Browser tests run where Chromium exists; under CI=true its absence is a failure, not a skip."""

@@ -9,17 +9,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import pdbviz
-from pdbviz import (BitSchedule, allocate_bits, average_bits, build_model, collect_features, fisher_score, fit,
-                    layer_sensitivity, load_dataset, quantization_error, quantize, separability_profile)
+from pdbviz import (BitSchedule, allocate_bits, average_bits, collect_features, fisher_score, layer_sensitivity, quantization_error, quantize, separability_profile)
 from pdbviz.analysis import difficulty, knn_accuracy, linear_probe_accuracy, silhouette, sqnr_db
-
-
-@pytest.fixture(scope="module")
-def trained():
-    data = load_dataset("digits")
-    model = build_model("lenet", data.input_shape, data.num_classes)
-    fit(model, data, epochs=6, lr=3e-3, progress=False)
-    return model, data
 
 
 def test_fisher_equals_analytic_value_on_gaussian_classes():

@@ -3,16 +3,7 @@ import types
 import pytest
 
 import pdbviz
-from pdbviz import BitSchedule, build_model, fit, load_dataset
 from pdbviz.widgets import BitAllocator, QuantizerPlayground, SeparabilityExplorer
-
-
-@pytest.fixture(scope="module")
-def trained():
-    data = load_dataset("digits")
-    model = build_model("lenet", data.input_shape, data.num_classes)
-    fit(model, data, epochs=4, lr=3e-3, progress=False)
-    return model, data
 
 
 def test_playground_updates_figure_and_readouts(trained):

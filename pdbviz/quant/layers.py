@@ -57,7 +57,7 @@ class _QuantMixin:
         if self.training or torch.is_grad_enabled() and w.requires_grad:
             self._wq_cache = None
             return WEIGHT_QUANTIZERS[self.spec.weight_mode](w, self.spec.w_bits)
-        key = (w.data_ptr(), w._version, w.device, w.dtype, self.spec)
+        key = self._cache_key()
         if self._wq_cache is None or self._wq_cache[0] != key:
             with torch.no_grad():
                 self._wq_cache = (key, WEIGHT_QUANTIZERS[self.spec.weight_mode](w, self.spec.w_bits))
@@ -65,8 +65,12 @@ class _QuantMixin:
 
     def _pin_quantized_weight(self, wq: torch.Tensor) -> None:
         """Use exactly ``wq`` in eval mode until the weight changes (packed loading)."""
+        self._wq_cache = (self._cache_key(), wq.to(self.weight.device, self.weight.dtype))
+
+    def _cache_key(self) -> tuple:
+        """Changes whenever the weight is replaced or updated in place, or the spec changes."""
         w = self.weight
-        self._wq_cache = ((w.data_ptr(), w._version, w.device, w.dtype, self.spec), wq.to(w.device, w.dtype))
+        return (w.data_ptr(), w._version, w.device, w.dtype, self.spec)
 
     def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
         return quantize_activation(x, self.spec.a_bits) if self.spec.a_bits != FULL_PRECISION else x

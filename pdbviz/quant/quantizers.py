@@ -10,6 +10,8 @@ is, the very same tensor.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from .ste import clipped_round_ste, dorefa_weight_ste, round_ste, scaled_sign_ste
@@ -30,18 +32,13 @@ def check_bits(bits, name: str = "bits", minimum: int = 1, allow_float: bool = T
         if not allow_float:
             raise ValueError(f"{name} must be an integer in {allowed}, got None")
         return FULL_PRECISION
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        # numpy integers are fine; floats, strings and the rest are not
-        try:
-            import numpy as np
-
-            if isinstance(bits, np.integer):
-                bits = int(bits)
-            else:
-                raise TypeError
-        except TypeError:
-            raise ValueError(f"{name} must be an integer in {allowed}, got {bits!r} of type {type(bits).__name__}") \
-                from None
+    try:
+        if isinstance(bits, bool):
+            raise TypeError
+        bits = operator.index(bits)  # ints and numpy integers; not floats, strings or bools
+    except TypeError:
+        raise ValueError(f"{name} must be an integer in {allowed}, got {bits!r} of type {type(bits).__name__}") \
+            from None
     if (bits == FULL_PRECISION and allow_float) or minimum <= bits <= 8:
         return int(bits)
     raise ValueError(f"{name} must be an integer in {allowed}, got {bits!r}")
@@ -118,10 +115,3 @@ def quantize_activation(x: torch.Tensor, bits: int | None) -> torch.Tensor:
 
 WEIGHT_QUANTIZERS = {"dorefa": dorefa_weight, "symmetric": symmetric_weight}
 
-
-def weight_levels(bits: int, mode: str = "dorefa") -> int:
-    """Number of distinct values a quantized weight tensor can take."""
-    bits = check_bits(bits)
-    if bits == FULL_PRECISION:
-        raise ValueError("a full-precision tensor has no finite number of levels")
-    return 2**bits - 1 if mode == "symmetric" else 2**bits
