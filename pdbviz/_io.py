@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import IO, Iterator
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -18,7 +15,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
 
     A crash or an exception while writing leaves any previous file at ``path``
     intact and removes the temporary file. The rename is atomic on POSIX and on
-    Windows (``os.replace``).
+    Windows (``os.replace``). The temporary file is created with mode 0o666, so
+    the process umask applies as it would to ``open(path, "w")``; the umask is
+    never read or changed.
 
     Example::
 
@@ -30,9 +29,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - 48 random bits collided
+            continue
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as fh:
             yield fh
             fh.flush()

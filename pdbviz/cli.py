@@ -37,12 +37,9 @@ def _cmd_memory(args) -> int:
         raise ValueError(f"unknown --model {args.model!r}; use one of {', '.join(MODELS)} or a torchvision "
                          "classification model such as resnet18")
     q = pdbviz.quantize(model, args.schedule)
-    table = pdbviz.memory_table(q)
-    s = table.attrs["summary"]
-    print(table.to_string(index=False))
-    print(f"\nquantized weights {s.quantized_weight_kib:,.1f} KiB  (float-32 {s.float32_weight_kib:,.1f} KiB, "
-          f"{s.compression:.1f}x smaller, {s.avg_bits:.2f} average bits)")
-    print(f"other float parameters and buffers {s.other_kib:,.1f} KiB; total {s.total_kib:,.1f} KiB")
+    report = pdbviz.memory_report(q)
+    s = report.summary
+    report.print()
     if args.packed:
         path = pdbviz.save_packed(q, args.packed)
         size = path.stat().st_size / 1024
@@ -178,7 +175,7 @@ def _cmd_lab(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pdbviz import __version__
+    from pdbviz._version import __version__
 
     p = _Parser(prog="pdbviz", description="Explore mixed-precision quantized networks with progressively "
                                            "decreasing bitwidth.")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .analysis import allocate_bits, separability_profile
+from ._version import __version__
 from .data import Data, load_dataset
 from .models import build_model
 from .quant import BitSchedule, memory_summary, quantize
@@ -228,7 +229,7 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
         "width": width, "seeds": seeds, "epochs": epochs, "finetune": finetune, "finetune_epochs": finetune_epochs,
         "lr": lr, "finetune_lr": finetune_lr, "batch_size": batch_size, "profile_metrics": list(profile_metrics),
         "n_samples": n_samples, "layers": list(BitSchedule.uniform(template, 32).layers),
-        "pdbviz_version": _version(), "torch_version": torch.__version__, "python": platform.python_version(),
+        "pdbviz_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(),
         "schedule_strings": {e[0]: (e[2].to_string() if e[2] is not None else e[1]) for e in entries},
     }
     return Results(
@@ -266,8 +267,3 @@ def _table(entries, runs, template):
         })
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
-
-def _version():
-    from . import __version__
-
-    return __version__

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._io import atomic_write
+from ._version import __version__
 from .results import Results
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ def write_report(results: Results, directory: str | os.PathLike, figures: dict,
 
 def _page(results: Results, figures: dict, title: str, meta: dict) -> str:
     from plotly.offline import get_plotlyjs
-
-    from . import __version__
 
     cfg = results.config
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_inputs, check_labels
+from ._checks import check_inputs, check_labels, check_xy
+from .inference import evaluate, resolve_device, splits
 
 log = logging.getLogger(__name__)
 
@@ -113,37 +114,6 @@ class StopEvent(Callback):
             state.stop("stopped by the user")
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}") from None
-
-
-def _splits(data):
-    """Accept a ``Data`` or ``(X_train, y_train[, X_test, y_test])``."""
-    if hasattr(data, "X_train"):
-        return data.X_train, data.y_train, data.X_test, data.y_test, getattr(data, "augment", None)
-    if isinstance(data, (tuple, list)) and len(data) in (2, 4):
-        xs = list(data) + [None, None] * (len(data) == 2)
-        return (*xs, None)
-    raise TypeError("data must be a pdbviz Data object or a tuple (X_train, y_train[, X_test, y_test]) of tensors")
-
-
-def _check_xy(X, y, what):
-    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError(f"{what} inputs and labels must be torch tensors")
-    if len(X) != len(y):
-        raise ValueError(f"{what} has {len(X)} inputs but {len(y)} labels")
-    if len(X) == 0:
-        raise ValueError(f"{what} is empty")
-    if X.is_floating_point() and not torch.isfinite(X).all():
-        raise ValueError(f"{what} inputs contain NaN or infinite values")
-
-
 def _augment(x: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.Tensor:
     if kind is None:
         return x
@@ -155,44 +125,6 @@ def _augment(x: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.T
     x = padded[:, :, dy:dy + h, dx:dx + w]
     flip = torch.rand(n, generator=gen) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data, split: str = "test", batch_size: int = 1024,
-             device: str | torch.device | None = None) -> dict[str, float]:
-    """Accuracy and mean cross-entropy loss of ``model`` on a split.
-
-    Returns ``{"accuracy": ..., "loss": ..., "n": ...}``. The model's
-    train/eval mode is restored afterwards.
-
-    Example:
-        >>> from pdbviz import load_dataset, build_model
-        >>> d = load_dataset("digits"); m = build_model("lenet", d.input_shape, 10)
-        >>> 0 <= evaluate(m, d)["accuracy"] <= 1
-        True
-    """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    Xtr, ytr, Xte, yte, _ = _splits(data)
-    X, y = (Xtr, ytr) if split == "train" else (Xte, yte)
-    if X is None:
-        raise ValueError("data has no test split; pass (X_train, y_train, X_test, y_test)")
-    _check_xy(X, y, f"the {split} split")
-    param = next(model.parameters(), None)
-    device = resolve_device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))
-    check_labels(y, check_inputs(model, X, f"the {split} inputs"), f"the {split} labels")
-    was_training = model.training
-    model.eval()
-    correct, total_loss = 0, 0.0
-    try:
-        for i in range(0, len(X), batch_size):
-            xb, yb = X[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-            out = model(xb)
-            total_loss += F.cross_entropy(out, yb, reduction="sum").item()
-            correct += (out.argmax(1) == yb).sum().item()
-    finally:
-        model.train(was_training)
-    return {"accuracy": correct / len(X), "loss": total_loss / len(X), "n": len(X)}
 
 
 def _optimizer(name, params, lr, weight_decay):
@@ -247,10 +179,10 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    Xtr, ytr, Xte, yte, data_aug = _splits(data)
-    _check_xy(Xtr, ytr, "the training split")
+    Xtr, ytr, Xte, yte, data_aug = splits(data)
+    check_xy(Xtr, ytr, "the training split")
     if Xte is not None:
-        _check_xy(Xte, yte, "the test split")
+        check_xy(Xte, yte, "the test split")
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
     _check_positive("lr", lr, float)

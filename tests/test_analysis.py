@@ -52,7 +52,7 @@ def test_measure_errors(fn):
     X = np.random.default_rng(0).normal(size=(10, 2))
     with pytest.raises(ValueError, match="1 class\\(es\\); separability needs at least 2"):
         fn(X, np.zeros(10))
-    with pytest.raises(ValueError, match="one label per row"):
+    with pytest.raises(ValueError, match="one label per sample"):
         fn(X, np.arange(9) % 2)
     bad = X.copy()
     bad[0, 0] = np.nan
@@ -132,7 +132,7 @@ def test_layer_sensitivity(trained):
     model, data = trained
     sens = layer_sensitivity(model, data, bits=1)
     assert sens.layer.tolist() == ["conv1", "conv2", "fc1", "fc2", "fc3"]
-    base = sens.attrs["float_accuracy"]
+    base = sens.float_accuracy.iloc[0]
     assert np.allclose(sens.accuracy_drop, base - sens.accuracy)
     assert (sens.accuracy > 0.5).all()  # BatchNorm re-estimation keeps one 1-bit layer usable
     with pytest.raises(ValueError, match="bits must be below 32"):

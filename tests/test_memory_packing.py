@@ -8,13 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from pdbviz import BitSchedule, PackedFormatError, load_packed, memory_table, quantize, save_packed
+from pdbviz import BitSchedule, PackedFormatError, load_packed, memory_report, memory_summary, memory_table, quantize, save_packed
 from pdbviz.quant.packing import pack_codes, unpack_codes
 
 
 def test_memory_table_against_hand_count(small_cnn):
     q = quantize(small_cnn, "8-4-1/4")
-    table = memory_table(q)
+    report = memory_report(q)
+    table = report.table
     assert list(table.layer) == ["conv1", "conv2", "head"]
     assert list(table.kind) == ["Conv2d", "Conv2d", "Linear"]
     params = [8 * 1 * 9, 16 * 8 * 9, 10 * 256]
@@ -22,7 +23,7 @@ def test_memory_table_against_hand_count(small_cnn):
     assert list(table.params) == params
     assert list(table.a_bits) == [32, 4, 4]
     assert int(table.weight_bits.sum()) == sum(p * b for p, b in zip(params, bits))
-    s = table.attrs["summary"]
+    s = report.summary
     assert s.quantized_weight_kib == pytest.approx(sum(p * b for p, b in zip(params, bits)) / 8192)
     assert s.float32_weight_kib == pytest.approx(sum(params) * 32 / 8192)
     assert s.compression == pytest.approx(sum(params) * 32 / sum(p * b for p, b in zip(params, bits)))
@@ -34,7 +35,7 @@ def test_memory_table_against_hand_count(small_cnn):
 
 def test_memory_table_of_float_model_and_with_schedule(small_cnn):
     table = memory_table(small_cnn)
-    assert list(table.w_bits) == [32, 32, 32] and table.attrs["summary"].compression == 1
+    assert list(table.w_bits) == [32, 32, 32] and memory_summary(small_cnn).compression == 1
     planned = memory_table(small_cnn, BitSchedule.from_string("8-4-2", small_cnn))
     built = memory_table(quantize(small_cnn, "8-4-2"))
     assert planned.equals(built)
@@ -76,7 +77,7 @@ def test_packed_size_matches_memory_table(tmp_path):
     model = torchvision.models.resnet18(num_classes=10)
     q = quantize(model, "8-4-2-1")
     path = save_packed(q, tmp_path / "r18.pdbq")
-    total = memory_table(q).attrs["summary"].total_kib * 1024
+    total = memory_summary(q).total_kib * 1024
     size = path.stat().st_size
     assert total <= size <= total * 1.02 + 4096
 

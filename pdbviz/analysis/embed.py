@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .features import collect_features
-from .separability import sample_split
+from .separability import sample_split, standardise
 
 _WARM = threading.Event()
 _WARM_LOCK = threading.Lock()
@@ -138,11 +138,9 @@ def embed_features(F: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, 
     key = EmbeddingCache.key(F, params) if cache is not None else None
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
-    m, s = F.mean(0), F.std(0)
-    s[s == 0] = 1
     Z = _umap_class()(n_neighbors=min(n_neighbors, len(F) - 1), min_dist=min_dist, n_epochs=n_epochs,
                       random_state=seed, n_jobs=1, init="spectral" if len(F) > n_neighbors + 1 else "random"
-                      ).fit_transform((F - m) / s)
+                      ).fit_transform(standardise(F)[0])
     Z = np.asarray(Z, dtype=np.float64)
     _WARM.set()
     if cache is not None:

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..inference import evaluate
 from ..quant import BitSchedule, BitSpec, quantizable_layers, quantize
 from ..quant.convert import check_schedule
 from ..quant.quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, check_bits
@@ -103,10 +104,9 @@ def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None 
     (and ``a_bits`` on its input); BatchNorm statistics are re-estimated on
     ``n_calibration`` training samples when ``recalibrate`` (the float
     baseline gets the same treatment). Columns: ``layer``, ``depth``,
-    ``w_bits``, ``accuracy``, ``accuracy_drop`` (float accuracy minus it).
+    ``w_bits``, ``accuracy``, ``float_accuracy`` (the baseline's, the same in
+    every row) and ``accuracy_drop`` (``float_accuracy - accuracy``).
     """
-    from ..train import evaluate
-
     bits = check_bits(bits, "bits")
     if bits == FULL_PRECISION:
         raise ValueError("bits must be below 32 for a sensitivity analysis (32 is the float baseline)")
@@ -126,7 +126,6 @@ def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None 
     for name in layers:
         q = quantize(model, BitSchedule({name: BitSpec(bits, a_bits, weight_mode)}))
         acc = score(q)
-        rows.append({"layer": name, "depth": order.index(name), "w_bits": bits, "accuracy": acc, "accuracy_drop": base - acc})
-    out = pd.DataFrame(rows)
-    out.attrs["float_accuracy"] = base
-    return out
+        rows.append({"layer": name, "depth": order.index(name), "w_bits": bits, "accuracy": acc,
+                     "float_accuracy": base, "accuracy_drop": base - acc})
+    return pd.DataFrame(rows, columns=["layer", "depth", "w_bits", "accuracy", "float_accuracy", "accuracy_drop"])

@@ -16,25 +16,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._checks import did_you_mean
+from .._checks import check_xy, did_you_mean
+from ..data import stratified_indices
 from .features import LOGITS, collect_features
 
 METRICS = ("fisher", "probe", "knn", "silhouette")
 
 
-def _check_xy(X, y, min_classes=2):
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-    if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(f"y must be 1-D with one label per row of X: X has {len(X)} rows, y has shape {y.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError("X contains NaN or infinite values")
-    classes = np.unique(y)
-    if len(classes) < min_classes:
-        raise ValueError(f"y has {len(classes)} class(es); separability needs at least {min_classes}")
-    return X, y, classes
+def _features(X, y):
+    """``(X, y)`` as float64 features and labels, checked (see ``check_xy``)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+    check_xy(X, y, "X", ndim=2, min_classes=2)
+    return X, y, np.unique(y)
 
 
 def fisher_score(X, y) -> float:
@@ -47,7 +40,7 @@ def fisher_score(X, y) -> float:
         >>> round(fisher_score([[0.0], [0.2], [1.0], [1.2]], [0, 0, 1, 1]), 6)
         25.0
     """
-    X, y, classes = _check_xy(X, y)
+    X, y, classes = _features(X, y)
     mu = X.mean(axis=0)
     between = within = 0.0
     for c in classes:
@@ -60,19 +53,19 @@ def fisher_score(X, y) -> float:
     return between / within
 
 
-def _split(y, seed, test_fraction=0.5):
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    counts = np.unique(y, return_counts=True)[1]
-    strat = y if counts.min() >= 2 else None
-    return train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=strat)
+def _halves(X, y, seed):
+    """Standardised training and held-out halves of ``(X, y)``, stratified and seeded."""
+    train = np.zeros(len(y), dtype=bool)
+    train[stratified_indices(y, len(y) // 2, seed)] = True
+    return standardise(X[train], X[~train]) + (y[train], y[~train])
 
 
-def _standardise(Xtr, Xte):
-    m, s = Xtr.mean(0), Xtr.std(0)
-    s[s == 0] = 1
-    return (Xtr - m) / s, (Xte - m) / s
+def standardise(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Scale features to zero mean and unit variance with the statistics of ``train`` (constant
+    features are centred only); apply the same transform to ``others``."""
+    m, s = train.mean(0), train.std(0)
+    s = np.where(s == 0, 1.0, s)
+    return tuple((a - m) / s for a in (train, *others))
 
 
 def linear_probe_accuracy(X, y, seed: int = 0, C: float = 1.0) -> float:
@@ -83,9 +76,8 @@ def linear_probe_accuracy(X, y, seed: int = 0, C: float = 1.0) -> float:
     """
     from sklearn.linear_model import LogisticRegression
 
-    X, y, _ = _check_xy(X, y)
-    tr, te = _split(y, seed)
-    Xtr, Xte = _standardise(X[tr], X[te])
+    X, y, _ = _features(X, y)
+    Xtr, Xte, ytr, yte = _halves(X, y, seed)
     clf = LogisticRegression(C=C, max_iter=300, tol=1e-3)
     import warnings
 
@@ -93,25 +85,24 @@ def linear_probe_accuracy(X, y, seed: int = 0, C: float = 1.0) -> float:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(Xtr, y[tr])
-    return float(clf.score(Xte, y[te]))
+        clf.fit(Xtr, ytr)
+    return float(clf.score(Xte, yte))
 
 
 def knn_accuracy(X, y, k: int = 5, seed: int = 0) -> float:
     """Held-out accuracy of a ``k``-nearest-neighbour classifier (half / half, stratified)."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    X, y, _ = _check_xy(X, y)
-    tr, te = _split(y, seed)
-    Xtr, Xte = _standardise(X[tr], X[te])
-    return float(KNeighborsClassifier(n_neighbors=min(k, len(tr))).fit(Xtr, y[tr]).score(Xte, y[te]))
+    X, y, _ = _features(X, y)
+    Xtr, Xte, ytr, yte = _halves(X, y, seed)
+    return float(KNeighborsClassifier(n_neighbors=min(k, len(ytr))).fit(Xtr, ytr).score(Xte, yte))
 
 
 def silhouette(X, y, seed: int = 0, max_samples: int = 2000) -> float:
     """Mean silhouette coefficient of the classes (Euclidean), on at most ``max_samples`` samples."""
     from sklearn.metrics import silhouette_score
 
-    X, y, _ = _check_xy(X, y)
+    X, y, _ = _features(X, y)
     if len(np.unique(y)) >= len(y):
         raise ValueError("silhouette needs fewer classes than samples")
     size = min(max_samples, len(y))
@@ -148,18 +139,11 @@ def sample_split(data, n_samples: int | None, seed: int, split: str = "test"):
         X, y = (data.X_test, data.y_test) if split == "test" else (data.X_train, data.y_train)
     else:
         raise TypeError("data must be a pdbviz Data object or a tuple (X, y) of tensors")
-    if n_samples is not None:
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-            raise ValueError(f"n_samples must be an integer >= 2 or None, got {n_samples!r}")
-        if n_samples < len(y):
-            from sklearn.model_selection import train_test_split
-
-            yn = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-            counts = np.unique(yn, return_counts=True)[1]
-            strat = yn if counts.min() >= 2 and n_samples >= len(counts) else None
-            keep, _ = train_test_split(np.arange(len(yn)), train_size=n_samples, random_state=seed, stratify=strat)
-            keep = np.sort(keep)
-            X, y = X[keep], y[keep]
+    if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2):
+        raise ValueError(f"n_samples must be an integer >= 2 or None, got {n_samples!r}")
+    keep = stratified_indices(y, n_samples, seed, "n_samples")
+    if keep is not None:
+        X, y = X[keep], y[keep]
     return X, y
 
 
@@ -182,7 +166,7 @@ def separability_profile(model: nn.Module, data, metrics: Sequence[str] | str = 
     X, y = sample_split(data, n_samples, seed, split)
     feats = collect_features(model, X, layers=layers, pool=pool, seed=seed)
     labels = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-    _check_xy(np.zeros((len(labels), 1)), labels)
+    _features(np.zeros((len(labels), 1)), labels)
     rows = []
     for depth, (name, F) in enumerate(feats.items()):
         row = {"layer": name, "depth": depth, "dims": F.shape[1]}

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .._io import atomic_write
+from .._version import __version__
 
 FORMATS = ("html", "svg", "pdf", "png")
 STATIC = ("svg", "pdf", "png")
@@ -30,8 +31,6 @@ class StaticExportError(RuntimeError):
 
 
 def _metadata(metadata: Mapping | None) -> dict:
-    from .. import __version__
-
     meta = {"generator": f"pdbviz {__version__}"}
     if metadata:
         meta.update({str(k): v for k, v in metadata.items()})

@@ -5,7 +5,7 @@ This subpackage imports nothing else of pdbviz.
 
 from .convert import dequantize, quantizable_layers, quantize, schedule_of
 from .layers import QuantConv2d, QuantLinear, is_quant_layer
-from .memory import MemorySummary, memory_summary, memory_table
+from .memory import MemoryReport, MemorySummary, memory_report, memory_summary, memory_table
 from .packing import PackedFormatError, load_packed, save_packed
 from .quantizers import ALLOWED_BITS, dorefa_weight, quantize_activation, symmetric_weight
 from .schedule import BitSchedule, BitSpec
@@ -14,6 +14,7 @@ __all__ = [
     "ALLOWED_BITS",
     "BitSchedule",
     "BitSpec",
+    "MemoryReport",
     "MemorySummary",
     "PackedFormatError",
     "QuantConv2d",
@@ -22,6 +23,7 @@ __all__ = [
     "dorefa_weight",
     "is_quant_layer",
     "load_packed",
+    "memory_report",
     "memory_summary",
     "memory_table",
     "quantizable_layers",

@@ -4,98 +4,17 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from .discovery import QUANTIZABLE, quantizable_layers, registered_layers
 from .layers import QUANT_LAYER_TYPES, is_quant_layer
 from .quantizers import FULL_PRECISION
 from .schedule import BitSchedule, BitSpec
 
 log = logging.getLogger(__name__)
-
-_QUANTIZABLE = tuple(QUANT_LAYER_TYPES)
-
-
-def _registered(model: nn.Module) -> list[str]:
-    return [name for name, m in model.named_modules() if name and isinstance(m, _QUANTIZABLE)]
-
-
-def _order_by_hooks(model: nn.Module, example_input: torch.Tensor, names: list[str]) -> list[str]:
-    order: list[str] = []
-    modules = dict(model.named_modules())
-    handles = []
-    for name in names:
-        def hook(_m, _inp, _out, name=name):
-            if name not in order:
-                order.append(name)
-        handles.append(modules[name].register_forward_hook(hook))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return order + [n for n in names if n not in order]
-
-
-def _order_by_fx(model: nn.Module, names: list[str]) -> list[str] | None:
-    try:
-        import torch.fx
-
-        class _Tracer(torch.fx.Tracer):
-            def is_leaf_module(self, m, qualname):
-                return isinstance(m, _QUANTIZABLE) or super().is_leaf_module(m, qualname)
-
-        graph = _Tracer().trace(model)
-    except Exception:  # noqa: BLE001 - any tracing failure means "use another way"
-        return None
-    wanted, order = set(names), []
-    for node in graph.nodes:
-        if node.op == "call_module" and node.target in wanted and node.target not in order:
-            order.append(node.target)
-    return order + [n for n in names if n not in order]
-
-
-def quantizable_layers(model: nn.Module, example_input: torch.Tensor | None = None) -> list[str]:
-    """Fully-qualified names of the model's Conv2d and Linear layers, in forward order.
-
-    The order is the order in which the forward pass calls them, found by
-    running ``example_input`` (or a zero tensor of ``model.input_shape`` when
-    the model has that attribute, as pdbviz models do) through the model with
-    hooks, else by symbolic tracing (``torch.fx``), else registration order
-    with a warning.
-
-    Example:
-        >>> quantizable_layers(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
-        ['0', '2']
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    names = _registered(model)
-    if not names:
-        return []
-    if example_input is None and getattr(model, "input_shape", None) is not None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else "cpu"
-        example_input = torch.zeros((1, *model.input_shape), device=device)
-    if example_input is not None:
-        return _order_by_hooks(model, example_input, names)
-    order = _order_by_fx(model, names)
-    if order is not None:
-        return order
-    warnings.warn(
-        f"could not trace {type(model).__name__} to find its forward order; using registration order. "
-        "Pass example_input= to quantizable_layers to get the forward order.",
-        stacklevel=2,
-    )
-    return names
-
 
 def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
@@ -112,7 +31,7 @@ def check_schedule(model: nn.Module, schedule: BitSchedule) -> None:
                 f"schedule names layer {name!r}, which {type(model).__name__} does not have "
                 f"(was the schedule built for another model?); its quantizable layers are {quantizable_layers(model)}"
             )
-        if not isinstance(modules[name], _QUANTIZABLE):
+        if not isinstance(modules[name], QUANTIZABLE):
             raise ValueError(
                 f"schedule names layer {name!r}, a {type(modules[name]).__name__}; only Conv2d and "
                 f"Linear layers can be quantized: {quantizable_layers(model)}"
@@ -139,7 +58,7 @@ def quantize(model: nn.Module, schedule: BitSchedule | str, example_input: torch
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     order = None
-    if not _registered(model):
+    if not registered_layers(model):
         raise ValueError(f"{type(model).__name__} has no Conv2d or Linear layer to quantize")
     if isinstance(schedule, str):
         order = quantizable_layers(model, example_input)

@@ -42,10 +42,48 @@ class MemorySummary:
         return asdict(self)
 
 
-def memory_table(model: nn.Module, schedule: BitSchedule | None = None) -> pd.DataFrame:
-    """One row per quantizable layer, with the totals in ``table.attrs["summary"]``.
+@dataclass(frozen=True)
+class MemoryReport:
+    """A memory table and its totals, as larq's ``summary`` prints them.
 
-    Columns: ``layer``, ``kind`` (Conv2d / Linear), ``params`` (weights only),
+    Attributes:
+        table: one row per quantizable layer (see ``memory_table``).
+        summary: the totals (a ``MemorySummary``).
+
+    ``print(report)`` or ``report.print(print_fn=...)`` shows both; in
+    Jupyter the report renders as an HTML table with the totals under it.
+    """
+
+    table: pd.DataFrame
+    summary: MemorySummary
+
+    def lines(self) -> list[str]:
+        """The report as lines of text: the table, then the totals."""
+        s = self.summary
+        return [*self.table.to_string(index=False).splitlines(), "",
+                f"quantized weights {s.quantized_weight_kib:,.2f} KiB  (float-32 {s.float32_weight_kib:,.2f} KiB, "
+                f"{s.compression:.1f}x smaller, {s.avg_bits:.2f} average bits)",
+                f"other float parameters and buffers {s.other_kib:,.2f} KiB; total {s.total_kib:,.2f} KiB"]
+
+    def print(self, print_fn=print) -> None:
+        """Print the report line by line through ``print_fn`` (``print`` by default, or ``logging.info``...)."""
+        for line in self.lines():
+            print_fn(line)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        totals = "<br>".join(html.escape(line) for line in self.lines()[-2:])
+        return self.table.to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0) + f"<p>{totals}</p>"
+
+
+def memory_report(model: nn.Module, schedule: BitSchedule | None = None) -> MemoryReport:
+    """The memory table of ``model`` with its totals, as one typed result.
+
+    Table columns: ``layer``, ``kind`` (Conv2d / Linear), ``params`` (weights only),
     ``w_bits``, ``a_bits``, ``weight_bits`` (``params * w_bits``) and
     ``weight_kib``. Biases, BatchNorm and all other parameters and buffers are
     counted apart as float in the summary (a ``MemorySummary``).
@@ -56,8 +94,8 @@ def memory_table(model: nn.Module, schedule: BitSchedule | None = None) -> pd.Da
 
     Example:
         >>> net = nn.Sequential(nn.Linear(100, 10))
-        >>> t = memory_table(net, BitSchedule.uniform(net, 2))
-        >>> int(t.weight_bits.sum()), t.attrs["summary"].compression
+        >>> report = memory_report(net, BitSchedule.uniform(net, 2))
+        >>> int(report.table.weight_bits.sum()), report.summary.compression
         (2000, 16.0)
     """
     if not isinstance(model, nn.Module):
@@ -87,7 +125,7 @@ def memory_table(model: nn.Module, schedule: BitSchedule | None = None) -> pd.Da
     qbits = int(table.weight_bits.sum())
     q_kib = qbits / 8 / 1024
     f_kib = weight_params * 32 / 8 / 1024
-    table.attrs["summary"] = MemorySummary(
+    summary = MemorySummary(
         quantized_weight_kib=q_kib,
         float32_weight_kib=f_kib,
         compression=f_kib / q_kib if q_kib else float("nan"),
@@ -97,9 +135,20 @@ def memory_table(model: nn.Module, schedule: BitSchedule | None = None) -> pd.Da
         other_kib=other_bits / 8 / 1024,
         total_kib=q_kib + other_bits / 8 / 1024,
     )
-    return table
+    return MemoryReport(table, summary)
+
+
+def memory_table(model: nn.Module, schedule: BitSchedule | None = None) -> pd.DataFrame:
+    """One row per quantizable layer: ``memory_report(model, schedule).table``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(100, 10))
+        >>> memory_table(net, BitSchedule.uniform(net, 2)).weight_kib.tolist()
+        [0.244140625]
+    """
+    return memory_report(model, schedule).table
 
 
 def memory_summary(model: nn.Module, schedule: BitSchedule | None = None) -> MemorySummary:
-    """The totals of ``memory_table(model, schedule)``."""
-    return memory_table(model, schedule).attrs["summary"]
+    """The totals of ``memory_report(model, schedule)``."""
+    return memory_report(model, schedule).summary

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_write
+from .._version import __version__
 from .convert import quantize, schedule_of
 from .layers import is_quant_layer
 from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS
@@ -153,8 +154,6 @@ def save_packed(model: nn.Module, path: str | os.PathLike) -> Path:
         entries.append(entry)
         chunks.append(blob)
         offset += len(blob)
-    from .. import __version__
-
     header = {
         "pdbviz_version": __version__,
         "model": type(model).__name__,

@@ -24,6 +24,7 @@ from typing import Any
 
 from torch import nn
 
+from .discovery import quantizable_layers
 from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, check_bits
 
 SCHEDULE_FORMAT_VERSION = 1
@@ -71,8 +72,6 @@ class BitSpec:
 def _layer_names(layers) -> list[str]:
     """Accept a model or a sequence of layer names; return the names."""
     if isinstance(layers, nn.Module):
-        from .convert import quantizable_layers
-
         return quantizable_layers(layers)
     if isinstance(layers, str) or not isinstance(layers, Iterable):
         raise TypeError(

@@ -7,7 +7,7 @@ import time
 
 import pandas as pd
 
-from ..quant import BitSchedule, memory_summary, memory_table, quantizable_layers
+from ..quant import BitSchedule, memory_report, memory_summary, quantizable_layers
 from ._common import ErrorArea, Worker, _widgets, kib
 
 BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
@@ -151,8 +151,8 @@ class BitAllocator:
             return
         t0 = time.perf_counter()
         sched = self.schedule()
-        table = memory_table(self.model, sched)
-        s = table.attrs["summary"]
+        report = memory_report(self.model, sched)
+        table, s = report.table, report.summary
         text = sched.to_string()
         if self.config.value != text:
             self._setting = True

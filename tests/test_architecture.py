@@ -1,0 +1,68 @@
+"""The house's layers hold in the import graph and at run time."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lint(cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run([exe, "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_import_contracts_are_kept():
+    result = _lint(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize("module, line, broken", [
+    ("plot/figures.py", "from ..train import fit", "pdbviz.plot is not allowed to import pdbviz.train"),
+    ("analysis/sensitivity.py", "from ..train import fit", "pdbviz.analysis is not allowed to import pdbviz.train"),
+    ("quant/convert.py", "import plotly", "pdbviz.quant is not allowed to import plotly"),
+])
+def test_a_wrong_import_breaks_the_contract(tmp_path, module, line, broken):
+    shutil.copytree(ROOT / "pdbviz", tmp_path / "pdbviz", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    with open(tmp_path / "pdbviz" / module, "a", encoding="utf-8") as fh:
+        fh.write(f"\n{line}  # a deliberately wrong import\n")
+    result = _lint(tmp_path, pythonpath=tmp_path)
+    assert result.returncode != 0
+    assert broken in result.stdout
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return set(out.split())
+
+
+def test_plot_loads_no_training_code_and_no_torch():
+    loaded = _modules_after("import pdbviz.plot")
+    assert "pdbviz.plot" in loaded
+    assert not {"pdbviz.train", "pdbviz.experiment", "pdbviz.analysis", "pdbviz.quant", "torch"} & loaded
+
+
+def test_import_pdbviz_is_light_and_names_load_on_use():
+    loaded = _modules_after("import pdbviz")
+    assert not {m for m in loaded if m.startswith("pdbviz.") and m not in ("pdbviz._version",)}
+    assert "torch" not in loaded
+    loaded = _modules_after("import pdbviz; pdbviz.fit")
+    assert {"pdbviz.train", "torch"} <= loaded and "pdbviz.plot" not in loaded
+
+
+def test_every_public_name_resolves():
+    import pdbviz
+
+    for name in pdbviz.__all__:
+        assert getattr(pdbviz, name) is not None, name
+    assert set(pdbviz.__all__) <= set(dir(pdbviz))
