@@ -27,6 +27,10 @@ _SUBMODULE_NAMES = {
     "widgets": ["explore"],
 }
 
-__getattr__, __dir__, _lazy_all = _lazy.attach(__name__, submodules=["plot", "widgets"],
-                                                submod_attrs=_SUBMODULE_NAMES)
+__getattr__, _lazy_dir, _lazy_all = _lazy.attach(__name__, submodules=["plot", "widgets"],
+                                                  submod_attrs=_SUBMODULE_NAMES)
 __all__ = sorted({*_lazy_all, "__version__"} - {"plot", "widgets"})
+
+
+def __dir__() -> list[str]:
+    return sorted({*_lazy_dir(), "__version__"})
