@@ -61,7 +61,8 @@ def check_inputs(model: nn.Module, X: torch.Tensor, what: str = "X") -> int:
         with torch.no_grad():
             out = model(X[:2].to(device))
     except (RuntimeError, ValueError, IndexError, TypeError) as err:
-        expected = getattr(model, "input_shape", None)
+        info = getattr(model, "pdbviz_info", None)
+        expected = getattr(info, "input_shape", None)
         hint = f"; it expects {tuple(expected)}" if expected is not None else ""
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{type(model).__name__} cannot take {what} of shape {tuple(X.shape[1:])} per sample"

@@ -16,7 +16,7 @@ from torch import nn
 
 from ._io import atomic_write
 from .models import build_model
-from .quant import BitSchedule, quantize, schedule_of
+from .quant import BitSchedule, model_info, quantize, schedule_of
 
 CHECKPOINT_FORMAT = "pdbviz-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -39,7 +39,7 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "config": json.dumps(getattr(model, "pdbviz_config", None)),
+        "config": json.dumps(dict(model_info(model).config or {}) or None),
         "schedule": json.dumps(schedule.to_dict() if schedule is not None else None),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }

@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_memory)
 
     from pdbviz.data import DATASETS
+    from pdbviz.experiment import DEFAULT_SCHEDULES
     from pdbviz.models import MODELS
 
     d = sub.add_parser("demo", help="the default comparison on digits, with a report (about 30 s on a laptop CPU)",
@@ -221,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="compare bit schedules on a dataset and write a report",
                        description="Compare bit schedules: float once per seed, each schedule fine-tuned from it.")
     data_args(c)
-    c.add_argument("--schedules", type=_schedule_list,
-                   default=["float", "1", "2", "4", "8-4-2-1", "linear", "increasing", "alloc:2", "alloc:1.5"],
-                   help='schedules separated by ";", e.g. "float;2;8-4-2-1;4/4;increasing;alloc:1.5"')
+    c.add_argument("--schedules", type=_schedule_list, default=list(DEFAULT_SCHEDULES),
+                   help='schedules separated by ";", e.g. "float;2;halving;4/4;increasing;alloc:1.5" '
+                        f'(default "{";".join(DEFAULT_SCHEDULES)}")')
     c.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
     c.add_argument("--finetune-epochs", type=_positive_int, default=3, help="fine-tune epochs (default 3)")
     c.add_argument("--from-scratch", action="store_true", help="train each schedule from scratch for --epochs")

@@ -25,23 +25,22 @@ def run_demo(out: str | Path = "pdbviz-demo", dataset: str = "digits", model: st
     data = pdbviz.load_dataset(dataset)
     results = pdbviz.compare(data, model=model, seeds=seeds, epochs=epochs, finetune_epochs=finetune_epochs,
                              progress=progress)
-    float_model = results.models[("float", results.config["seeds"][0])]
+    float_model = results.models[(results.label_of("float"), results.config["seeds"][0])]
     embedding = None
     if umap:
         if warm is not None:
             warm.join()
         embedding = embed_layers(float_model, data, n_samples=1000)
-    ref = pdbviz.BitSchedule.from_string("8-4-2-1", float_model)
+    ref = pdbviz.BitSchedule.decreasing(float_model)
     errors = quantization_error(float_model, ref)
     layer = ref.layers[2] if len(ref.layers) > 2 else ref.layers[-1]
-    w = dict(float_model.named_modules())[layer].weight.detach()
+    w = pdbviz.quant.float_weight(float_model, layer)
     wq = pdbviz.dorefa_weight(w, 2)
     memory = {}
-    for label in ("float", "2", "8-4-2-1", "increasing 1→8"):
-        if label in results.schedules:
-            sd = results.schedules[label]
-            sched = pdbviz.BitSchedule.from_dict(sd) if sd else None
-            memory[label] = pdbviz.memory_table(float_model, sched)
+    for entry in ("float", "2", "halving", "increasing"):
+        label = results.label_of(entry)
+        if label is not None:
+            memory[label] = pdbviz.memory_table(float_model, results.schedule(label))
     figures = standard_figures(results, embedding=embedding, errors=errors, staircase=(w, wq, 2, layer),
                                memory=memory)
     formats = ("html", "svg", "pdf", "png") if static else ("html",)

@@ -1,4 +1,11 @@
-"""The headline experiment in one place: ``compare`` (and the ``finetune`` fast path)."""
+"""The headline experiment in one place: ``compare`` (and the ``finetune`` fast path).
+
+A comparison is a set of independent runs: per seed, one float model is
+trained (``train_float``); per schedule entry and seed, a quantized model is
+fine-tuned from it or trained from scratch (``run_schedule``). ``compare``
+runs them one after another; ``pdbviz.sweep`` runs the same functions as tasks
+on a Dask cluster.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +15,27 @@ import platform
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from .analysis import allocate_bits, separability_profile
 from ._version import __version__
+from .analysis import allocate_bits, parse_budget, separability_profile
 from .data import Data, load_dataset
+from .inference import evaluate
 from .models import build_model
 from .quant import BitSchedule, memory_summary, quantize
+from .quant.presets import PRESETS, NamedSchedule, resolve_preset
 from .results import TABLE_COLUMNS, Results
-from .train import evaluate, fit
+from .train import fit
 
 log = logging.getLogger(__name__)
 
-#: The default comparison: the paper's questions in eight schedules.
-DEFAULT_SCHEDULES = ("float", "1", "2", "4", "8-4-2-1", "linear", "increasing", "alloc:2", "alloc:1.5")
+#: The default comparison: the paper's questions in nine schedules.
+DEFAULT_SCHEDULES = ("float", "1", "2", "4", "halving", "linear", "increasing", "alloc:2", "alloc:1.5")
+ALLOC_PREFIX = "alloc:"
 
 
 def finetune(float_model: nn.Module, schedule, data, epochs: int = 3, lr: float = 1e-3, **fit_kwargs):
@@ -43,38 +54,22 @@ def finetune(float_model: nn.Module, schedule, data, epochs: int = 3, lr: float 
     return q, fit(q, data, epochs=epochs, lr=lr, **fit_kwargs)
 
 
-def resolve_schedule(spec, model: nn.Module, profile: pd.DataFrame | None = None) -> tuple[str, str, BitSchedule | None]:
-    """Turn one entry of ``compare(schedules=...)`` into ``(label, kind, schedule)``.
+def resolve_schedule(entry, model: nn.Module, profile: pd.DataFrame | None = None) -> NamedSchedule:
+    """Turn one entry of ``compare(schedules=...)`` into a ``NamedSchedule`` (entry, label, kind, schedule).
 
-    Entries: ``"float"``; a one-line string (``"8-4-2-1"``, ``"4/4"``...);
-    ``"linear"`` (8 down to 1, linearly), ``"halving"`` (8-4-2-1...),
-    ``"increasing"`` (the mirror of halving); ``"alloc:B"`` (separability-allocated
-    at budget B: average bits, or ``"alloc:40KiB"``); or a ``BitSchedule``.
+    Entries: the presets of ``pdbviz.quant.presets`` (``"float"``,
+    ``"halving"``, ``"linear"``, ``"increasing"``); a one-line string
+    (``"8-4-2-1"``, ``"4/4"``...); ``"alloc:B"`` (separability-allocated at
+    budget B: average bits, or ``"alloc:40KiB"``, from the float model's
+    ``profile``); or a ``BitSchedule``.
     """
-    if isinstance(spec, BitSchedule):
-        return spec.to_string(), "custom", spec
-    if not isinstance(spec, str):
-        raise TypeError(f"each schedule must be a string or a BitSchedule, got {type(spec).__name__}")
-    text = spec.strip()
-    groups = getattr(model, "layer_groups", None)
-    if text == "float":
-        return "float", "float", None
-    if text == "linear":
-        return "linear 8→1", "decreasing", BitSchedule.decreasing(model, 8, 1, kind="linear")
-    if text == "halving":
-        return "halving 8→1", "decreasing", BitSchedule.decreasing(model, 8, 1, groups=groups)
-    if text == "increasing":
-        return "increasing 1→8", "increasing", BitSchedule.increasing(model, 1, 8, groups=groups)
-    if text.startswith("alloc:"):
+    if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
+        budget = entry.strip()[len(ALLOC_PREFIX):].strip()
         if profile is None:
             raise ValueError("an 'alloc:' schedule needs the float model's separability profile")
-        budget = text[len("alloc:"):].strip()
-        return f"alloc @{budget}", "allocated", allocate_bits(profile, model, _alloc_budget(budget))
-    sched = BitSchedule.from_string(text, model)
-    kind = "uniform" if len(set(sched.w_bits)) == 1 else (
-        "decreasing" if all(a >= b for a, b in zip(sched.w_bits, sched.w_bits[1:])) else
-        "increasing" if all(a <= b for a, b in zip(sched.w_bits, sched.w_bits[1:])) else "custom")
-    return text, kind, sched
+        schedule = allocate_bits(profile, model, _alloc_budget(budget))
+        return NamedSchedule(entry.strip(), f"allocated @ {budget}", "allocated", schedule)
+    return resolve_preset(entry, model)
 
 
 def check_schedules(schedules: Sequence, model: nn.Module) -> None:
@@ -83,13 +78,11 @@ def check_schedules(schedules: Sequence, model: nn.Module) -> None:
     Separability-allocated entries are checked for their budget only (their
     schedule needs the trained model's profile).
     """
-    for spec in schedules:
-        if isinstance(spec, str) and spec.strip().startswith("alloc:"):
-            from .analysis import parse_budget
-
-            parse_budget(_alloc_budget(spec.strip()[len("alloc:"):].strip()))
+    for entry in schedules:
+        if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
+            parse_budget(_alloc_budget(entry.strip()[len(ALLOC_PREFIX):].strip()))
         else:
-            resolve_schedule(spec, model)
+            resolve_schedule(entry, model)
 
 
 def _alloc_budget(text: str) -> float | str:
@@ -108,6 +101,87 @@ def _data(data) -> Data:
     raise TypeError(f"data must be a dataset name or a pdbviz Data object, got {type(data).__name__}")
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """How every run of a comparison trains: the float model, then each schedule."""
+
+    epochs: int = 20
+    finetune: bool = True
+    finetune_epochs: int = 3
+    lr: float = 3e-3
+    finetune_lr: float = 1e-3
+    batch_size: int = 64
+    device: str = "auto"
+    progress: bool = False
+
+
+def make_model(model, data: Data, seed: int, width: float = 1.0) -> nn.Module:
+    """A fresh (untrained) model for ``seed``: a zoo name is built, a module is deep-copied."""
+    if isinstance(model, str):
+        return build_model(model, data.input_shape, data.num_classes, width=width, seed=seed)
+    if isinstance(model, nn.Module):
+        return copy.deepcopy(model)
+    raise TypeError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
+
+
+def _record(label: str, seed: int, model: nn.Module, history, seconds: float, data: Data) -> dict:
+    frame = history.to_frame()
+    frame.insert(0, "seed", seed)
+    frame.insert(0, "schedule", label)
+    acc = evaluate(model, data)["accuracy"]
+    return {"run": {"schedule": label, "seed": seed, "test_acc": 100 * acc, "train_seconds": seconds, "error": ""},
+            "history": frame, "model": model}
+
+
+def _failed(label: str, seed: int, err: BaseException) -> dict:
+    log.warning("schedule %s, seed %d failed: %s", label, seed, err)
+    return {"run": {"schedule": label, "seed": seed, "test_acc": float("nan"), "train_seconds": float("nan"),
+                    "error": f"{type(err).__name__}: {err}"}, "history": None, "model": None}
+
+
+def train_float(model, data: Data, seed: int, config: RunConfig, width: float = 1.0) -> dict:
+    """Train the float model of one seed; returns its run record, history and model."""
+    m = make_model(model, data, seed, width)
+    t0 = time.perf_counter()
+    h = fit(m, data, epochs=config.epochs, lr=config.lr, seed=seed, batch_size=config.batch_size,
+            device=config.device, progress=config.progress)
+    return _record(PRESETS["float"].label, seed, m, h, time.perf_counter() - t0, data)
+
+
+def run_schedule(named: NamedSchedule, seed: int, data: Data, config: RunConfig, float_model: nn.Module | None,
+                 model=None, width: float = 1.0) -> dict:
+    """Quantize and train one schedule for one seed: fine-tuned from ``float_model``, or from scratch.
+
+    A failure is returned as a record with its error, never raised.
+    """
+    try:
+        t0 = time.perf_counter()
+        kw = dict(seed=seed, batch_size=config.batch_size, device=config.device, progress=config.progress)
+        if config.finetune:
+            q, h = finetune(float_model, named.schedule, data, epochs=config.finetune_epochs, lr=config.finetune_lr,
+                            **kw)
+        else:
+            q = quantize(make_model(model, data, seed, width), named.schedule)
+            h = fit(q, data, epochs=config.epochs, lr=config.lr, **kw)
+        return _record(named.label, seed, q, h, time.perf_counter() - t0, data)
+    except Exception as err:  # noqa: BLE001 - one failing schedule must not lose the others
+        return _failed(named.label, seed, err)
+
+
+def _resolve_entries(schedules: Sequence, template: nn.Module, profile: pd.DataFrame
+                     ) -> list[tuple[NamedSchedule, str]]:
+    """Each entry resolved, or a placeholder with its error (the others go on)."""
+    out = []
+    for entry in schedules:
+        try:
+            out.append((resolve_schedule(entry, template, profile), ""))
+        except (ValueError, TypeError) as err:
+            label = entry if isinstance(entry, str) else repr(entry)
+            log.warning("schedule %s failed: %s", label, err)
+            out.append((NamedSchedule(label, label, "custom", None), f"{type(err).__name__}: {err}"))
+    return out
+
+
 def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence = DEFAULT_SCHEDULES,
             epochs: int = 20, seeds: Sequence[int] = (0,), finetune: bool = True, finetune_epochs: int = 3,
             lr: float = 3e-3, finetune_lr: float = 1e-3, batch_size: int = 64, width: float = 1.0,
@@ -119,9 +193,10 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
         data: a ``Data`` or a dataset name (default ``"digits"``).
         model: a zoo model name, or an (untrained) ``nn.Module`` copied for each seed.
         schedules: entries as in ``resolve_schedule``; the default answers the
-            paper's questions: float; uniform 1, 2, 4 bits; "8-4-2-1"; a linear
-            decrease; the increasing control; separability-allocated at the
-            memory of uniform 2-bit ("alloc:2") and 25% less ("alloc:1.5").
+            paper's questions: float; uniform 1, 2, 4 bits; 8-4-2-1 (halving per
+            stage); a linear decrease; the increasing control;
+            separability-allocated at the memory of uniform 2-bit (``"alloc:2"``)
+            and 25% less (``"alloc:1.5"``).
         epochs: float training epochs (and from-scratch epochs when ``finetune=False``).
         seeds: one run per seed; accuracies are reported as mean and std.
         finetune: fine-tune each schedule from the float model of the same seed
@@ -135,7 +210,7 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
     Example:
         >>> r = compare("digits", schedules=["float", "2"], epochs=1, finetune_epochs=1, progress=False)
         >>> r.table.schedule.tolist()
-        ['float', '2']
+        ['float-32', 'uniform 2-bit']
     """
     data = _data(data)
     seeds = [int(s) for s in seeds]
@@ -146,117 +221,95 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
     schedules = list(schedules)
     if not schedules:
         raise ValueError("schedules is empty")
+    config = RunConfig(epochs, finetune, finetune_epochs, lr, finetune_lr, batch_size, device, progress)
+    template = make_model(model, data, seeds[0], width)
+    bar = _progress_bar(progress, len(seeds) * (1 + sum(not _is_float(s) for s in schedules)))
+    records = []
 
-    def make_model(seed):
-        if isinstance(model, str):
-            return build_model(model, data.input_shape, data.num_classes, width=width, seed=seed)
-        if isinstance(model, nn.Module):
-            return copy.deepcopy(model)
-        raise TypeError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
+    def done(rec):
+        records.append(rec)
+        if bar is not None:
+            r = rec["run"]
+            bar.set_postfix_str(f"{r['schedule']} (seed {r['seed']}): {r['test_acc']:.2f}%")
+            bar.update(1)
 
-    template = make_model(seeds[0])
-    fit_kw = dict(batch_size=batch_size, device=device, progress=progress)
-    overall = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        n_runs = len(seeds) * (1 + sum(not (isinstance(s, str) and s.strip() == "float") for s in schedules))
-        overall = tqdm(total=n_runs, desc="compare", unit="run")
-    float_models, runs, hist, profiles, models = {}, [], [], [], {}
-
-    def record(label, seed, m, h, seconds):
-        acc = evaluate(m, data)["accuracy"]
-        runs.append({"schedule": label, "seed": seed, "test_acc": 100 * acc, "train_seconds": seconds, "error": ""})
-        frame = h.to_frame()
-        frame.insert(0, "seed", seed)
-        frame.insert(0, "schedule", label)
-        hist.append(frame)
-        if keep_models:
-            models[(label, seed)] = m
-        if overall is not None:
-            overall.set_postfix_str(f"{label} (seed {seed}): {100 * acc:.2f}%")
-
+    float_models = {}
     for seed in seeds:
-        m = make_model(seed)
-        t0 = time.perf_counter()
-        h = fit(m, data, epochs=epochs, lr=lr, seed=seed, **fit_kw)
-        float_models[seed] = m
-        if any(isinstance(s, str) and s.strip() == "float" for s in schedules):
-            record("float", seed, m, h, time.perf_counter() - t0)
-        if overall is not None:
-            overall.update(1)
+        rec = train_float(model, data, seed, config, width)
+        float_models[seed] = rec["model"]
+        done(rec)
     base_profile = separability_profile(float_models[seeds[0]], data, metrics=profile_metrics, n_samples=n_samples,
                                         seed=seeds[0])
-    profiles.append(base_profile.assign(schedule="float", seed=seeds[0]))
-
-    entries = []  # (label, kind, schedule or None, error), in the order given
-    for spec in schedules:
-        try:
-            label, kind, sched = resolve_schedule(spec, template, base_profile)
-        except (ValueError, TypeError) as err:
-            label = spec if isinstance(spec, str) else repr(spec)
-            entries.append((label, "custom", None, f"{type(err).__name__}: {err}"))
-            log.warning("schedule %s failed: %s", label, err)
-            continue
-        entries.append((label, kind, sched, ""))
-        if sched is None:
+    profiles = [base_profile.assign(schedule=PRESETS["float"].label, seed=seeds[0])]
+    entries = _resolve_entries(schedules, template, base_profile)
+    for named, error in entries:
+        if error or named.schedule is None:
             continue
         for seed in seeds:
-            try:
-                t0 = time.perf_counter()
-                if finetune:
-                    q = quantize(float_models[seed], sched)
-                    h = fit(q, data, epochs=finetune_epochs, lr=finetune_lr, seed=seed, **fit_kw)
-                else:
-                    q = quantize(make_model(seed), sched)
-                    h = fit(q, data, epochs=epochs, lr=lr, seed=seed, **fit_kw)
-                record(label, seed, q, h, time.perf_counter() - t0)
-                if seed == seeds[0]:
-                    p = separability_profile(q, data, metrics=profile_metrics, n_samples=n_samples, seed=seed)
-                    profiles.append(p.assign(schedule=label, seed=seed))
-            except Exception as err:  # noqa: BLE001 - one failing schedule must not lose the others
-                log.warning("schedule %s, seed %d failed: %s", label, seed, err)
-                runs.append({"schedule": label, "seed": seed, "test_acc": float("nan"), "train_seconds": float("nan"),
-                             "error": f"{type(err).__name__}: {err}"})
-            if overall is not None:
-                overall.update(1)
-    if overall is not None:
-        overall.close()
-    runs_df = pd.DataFrame(runs, columns=["schedule", "seed", "test_acc", "train_seconds", "error"])
-    table = _table(entries, runs_df, template)
-    config = {
-        "dataset": data.name, "model": model if isinstance(model, str) else type(model).__name__,
-        "width": width, "seeds": seeds, "epochs": epochs, "finetune": finetune, "finetune_epochs": finetune_epochs,
-        "lr": lr, "finetune_lr": finetune_lr, "batch_size": batch_size, "profile_metrics": list(profile_metrics),
-        "n_samples": n_samples, "layers": list(BitSchedule.uniform(template, 32).layers),
-        "pdbviz_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(),
-        "schedule_strings": {e[0]: (e[2].to_string() if e[2] is not None else e[1]) for e in entries},
-    }
+            rec = run_schedule(named, seed, data, config, float_models[seed], model, width)
+            done(rec)
+            if seed == seeds[0] and rec["model"] is not None:
+                p = separability_profile(rec["model"], data, metrics=profile_metrics, n_samples=n_samples, seed=seed)
+                profiles.append(p.assign(schedule=named.label, seed=seed))
+    if bar is not None:
+        bar.close()
+    float_label = PRESETS["float"].label
+    shown = [r for r in records if r["run"]["schedule"] != float_label or any(_is_float(s) for s in schedules)]
+    runs = pd.DataFrame([r["run"] for r in shown], columns=["schedule", "seed", "test_acc", "train_seconds", "error"])
+    histories = [r["history"] for r in shown if r["history"] is not None]
+    settings = {"dataset": data.name, "model": model if isinstance(model, str) else type(model).__name__,
+                "width": width, "seeds": seeds, **asdict(config), "profile_metrics": list(profile_metrics),
+                "n_samples": n_samples}
+    settings.pop("progress")
     return Results(
-        table=table, runs=runs_df,
-        history=pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(),
+        table=_table(entries, runs, template), runs=runs,
+        history=pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(),
         profiles=pd.concat(profiles, ignore_index=True)[["schedule", "seed", *base_profile.columns]],
-        config=config, schedules={e[0]: (e[2].to_dict() if e[2] is not None else None) for e in entries},
-        models=models,
+        config=_config(settings, entries, template),
+        schedules={n.label: (n.schedule.to_dict() if n.schedule is not None else None) for n, _ in entries},
+        models={(r["run"]["schedule"], r["run"]["seed"]): r["model"] for r in shown if r["model"] is not None}
+        if keep_models else {},
     )
 
 
-def _table(entries, runs, template):
+def _is_float(entry) -> bool:
+    return isinstance(entry, str) and entry.strip() == "float"
+
+
+def _progress_bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="compare", unit="run")
+
+
+def _config(settings: dict, entries, template: nn.Module) -> dict:
+    return {**settings, "layers": BitSchedule.uniform(template, 32).layers,
+            "pdbviz_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(),
+            "entries": {n.label: n.entry for n, _ in entries},
+            "schedule_strings": {n.label: (n.schedule.to_string(template) if n.schedule is not None else n.kind)
+                                 for n, _ in entries}}
+
+
+def _table(entries, runs: pd.DataFrame, template: nn.Module) -> pd.DataFrame:
     n_layers = len(BitSchedule.uniform(template, 32))
     rows = []
-    for label, kind, sched, error in entries:
-        r = runs[runs.schedule == label]
+    for named, error in entries:
+        r = runs[runs.schedule == named.label]
         ok = r[r.error == ""]
         accs = ok.test_acc.tolist()
         errors = [error] if error else sorted(set(r.error[r.error != ""]))
-        if error or (kind != "float" and sched is None):
-            mem = None
+        mem = memory_summary(template, named.schedule) if named.schedule is not None and not error else None
+        if named.schedule is not None:
+            w, a = named.schedule.w_bits, named.schedule.a_bits
         else:
-            mem = memory_summary(template, sched)
-        w = sched.w_bits if sched is not None else ([32] * n_layers if not error else [])
-        a = sched.a_bits if sched is not None else ([32] * n_layers if not error else [])
+            w = a = [] if error else [32] * n_layers
+        if mem is None and named.kind == "float" and not error:
+            mem = memory_summary(template)
         rows.append({
-            "schedule": label, "kind": kind, "w_bits": "-".join(map(str, w)), "a_bits": "-".join(map(str, a)),
+            "schedule": named.label, "kind": named.kind, "w_bits": "-".join(map(str, w)),
+            "a_bits": "-".join(map(str, a)),
             "kib": mem.quantized_weight_kib if mem else float("nan"),
             "avg_bits": mem.avg_bits if mem else float("nan"),
             "compression": mem.compression if mem else float("nan"),
@@ -266,4 +319,3 @@ def _table(entries, runs, template):
             "error": "; ".join(errors),
         })
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
-

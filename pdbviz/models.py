@@ -1,10 +1,13 @@
 """A small model zoo for quantization experiments.
 
-Every model takes images ``(n, C, H, W)`` and returns logits. BatchNorm follows
-every convolution. Each model records how it was built (``model.pdbviz_config``)
-so that checkpoints can rebuild it, its ``input_shape`` (which gives
-``quantizable_layers`` the forward order), and ``layer_groups``: a stage index
-per quantizable layer, for ``BitSchedule.decreasing(model, groups=...)``.
+Every model takes images ``(n, C, H, W)`` (the MLP also takes feature
+vectors ``(n, d)``) and returns logits. BatchNorm follows every convolution.
+Each model carries a ``ModelInfo`` in ``model.pdbviz_info`` (the protocol of
+``pdbviz.quant.model_info``): its input shape (so pdbviz finds the forward
+order and the MACs without an example input), its stages (one per layer,
+except ResNet-20's stem, three residual stages and head, so that ``"8-4-2-1"``
+halves per stage as in the thesis), and how it was built (checkpoints rebuild
+it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 from torch import nn
 
 from ._checks import did_you_mean
+from .quant.protocol import ModelInfo
 
 MODELS = ("mlp", "lenet", "vgg-small", "resnet20")
 
@@ -129,7 +133,7 @@ class ResNet20(nn.Module):
 
     Quantizable, in order: ``conv1``; per block ``stageS.B.conv1``,
     ``stageS.B.conv2`` (and ``stageS.0.shortcut.0`` after them where the stage
-    downsamples); ``fc``. ``layer_groups`` gives the stage of each.
+    downsamples); ``fc``. Its ``pdbviz_info`` declares the stem, the three stages and the head as stages.
     """
 
     def __init__(self, input_shape, num_classes, width=1.0):
@@ -155,10 +159,12 @@ class ResNet20(nn.Module):
 _BUILDERS = {"mlp": MLP, "lenet": LeNet, "vgg-small": VGGSmall, "resnet20": ResNet20}
 
 
-def _groups(model: nn.Module, name: str, layers: list[str]) -> list[int]:
+def _stages(model: nn.Module, name: str) -> dict[str, int]:
+    """Stage of each weight-bearing child: ResNet-20's stem, stages and head; one per layer otherwise."""
     if name == "resnet20":
-        return [0 if n == "conv1" else 4 if n == "fc" else int(n[5]) for n in layers]
-    return list(range(len(layers)))
+        return {"conv1": 0, "stage1": 1, "stage2": 2, "stage3": 3, "fc": 4}
+    layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return {n: i for i, n in enumerate(layers)}
 
 
 def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 10, width: float = 1.0,
@@ -196,11 +202,7 @@ def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 1
             model = _BUILDERS[name](input_shape, num_classes, width)
     else:
         model = _BUILDERS[name](input_shape, num_classes, width)
-    model.input_shape = input_shape
-    model.pdbviz_config = {"name": name, "input_shape": list(input_shape), "num_classes": num_classes,
-                           "width": width}
-    from .quant import quantizable_layers
-
-    layers = quantizable_layers(model)
-    model.layer_groups = _groups(model, name, layers)
+    model.pdbviz_info = ModelInfo(input_shape=input_shape, stages=_stages(model, name),
+                                  config={"name": name, "input_shape": list(input_shape),
+                                          "num_classes": num_classes, "width": width})
     return model

@@ -29,16 +29,16 @@ def standard_figures(results: Results, embedding: pd.DataFrame | None = None,
     figs["bits_per_layer"] = plot.bits_figure(t, results.config.get("layers"))
     prof = results.profiles
     if len(prof):
-        shown = [s for s in ("float", "8-4-2-1", "1") if s in set(prof.schedule)]
-        alloc = [s for s in prof.schedule.unique() if str(s).startswith("alloc")]
-        shown += alloc[:1]
-        schedule = None
-        if "8-4-2-1" in results.schedules and results.schedules["8-4-2-1"]:
-            schedule = {e["name"]: e["w_bits"] for e in results.schedules["8-4-2-1"]["layers"]}
+        halving = results.label_of("halving")
+        shown = [label for label in (results.label_of("float"), halving, results.label_of("1"))
+                 if label in set(prof.schedule)]
+        shown += [label for label in prof.schedule.unique()
+                  if results.table.set_index("schedule").kind.get(label) == "allocated"][:1]
+        schedule = results.schedule(halving) if halving is not None else None
         metric = results.config.get("profile_metrics", ["fisher"])[0]
-        figs["separability_profile"] = plot.profile_figure(prof[prof.schedule.isin(shown)], metric=metric,
-                                                           schedule=schedule,
-                                                           title="Separability by depth; bars: 8-4-2-1 bits")
+        figs["separability_profile"] = plot.profile_figure(
+            prof[prof.schedule.isin(shown)], metric=metric, schedule=schedule,
+            title="Separability by depth" + (f"; bars: {halving} bits" if schedule is not None else ""))
     if embedding is not None and len(embedding):
         figs["umap_layers"] = plot.umap_grid(embedding, title="UMAP of each layer's input, float model (aligned)")
     if len(results.history):

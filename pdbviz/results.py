@@ -53,6 +53,20 @@ class Results:
     def _repr_html_(self) -> str:
         return self.table._repr_html_()
 
+    def label_of(self, entry: str) -> str | None:
+        """The label of the schedule that the entry ``entry`` produced (``"halving"`` -> ``"8-4-2-1"``), or None."""
+        for label, given in self.config.get("entries", {}).items():
+            if given == entry:
+                return label
+        return None
+
+    def schedule(self, label: str):
+        """The ``BitSchedule`` of a label (None for float or an unknown label)."""
+        from .quant import BitSchedule
+
+        data = self.schedules.get(label)
+        return BitSchedule.from_dict(data) if data else None
+
     def pretty(self) -> str:
         """The table as fixed-width text, for terminals."""
         t = self.table.copy()

@@ -98,7 +98,7 @@ def test_collect_features_removes_hooks_after_errors(small_cnn):
     assert all(not m._forward_pre_hooks for m in net.modules())
     with pytest.raises(ValueError, match="pool must be one of"):
         collect_features(small_cnn, torch.randn(2, 1, 16, 16), pool="max")
-    with pytest.raises(ValueError, match="not quantizable layers of this model"):
+    with pytest.raises(ValueError, match="not layers whose input pdbviz can observe"):
         collect_features(small_cnn, torch.randn(2, 1, 16, 16), layers=["bn1"])
 
 

@@ -5,7 +5,9 @@ import torch
 import torchvision
 from torch import nn
 
-from pdbviz import BitSchedule, BitSpec, QuantConv2d, QuantLinear, dequantize, quantizable_layers, quantize, schedule_of
+from pdbviz import (BitSchedule, BitSpec, QuantConv2d, QuantLinear, dequantize, dorefa_weight, quantizable_layers,
+                    quantize, quantize_activation, schedule_of)
+from pdbviz.quant import is_quant_layer, weight_quant
 
 
 @pytest.mark.parametrize("spec", [None, BitSpec(), BitSpec(32, 32)])
@@ -24,24 +26,24 @@ def test_quantized_layer_uses_quantized_weight_and_input():
     fc = nn.Linear(6, 3)
     q = QuantLinear.from_float(fc, BitSpec(2, 2))
     x = torch.randn(5, 6)
-    from pdbviz import dorefa_weight, quantize_activation
-
     expected = torch.nn.functional.linear(quantize_activation(x, 2), dorefa_weight(fc.weight, 2), fc.bias)
     assert torch.allclose(q(x), expected)
     assert len(torch.unique(q.quantized_weight())) <= 4
-    assert "w_bits=2, a_bits=2" in repr(q)
+    assert "w_bits=2, a_bits=2" in repr(q) and q.spec == BitSpec(2, 2)
 
 
 def test_from_float_to_float_round_trip_and_type_errors():
     conv = nn.Conv2d(2, 4, 3, bias=False, groups=2, dilation=2)
     q = QuantConv2d.from_float(conv, BitSpec(4))
     assert (q.groups, q.dilation, q.bias) == (2, (2, 2), None)
+    assert isinstance(q, QuantConv2d) and is_quant_layer(q)
     q.register_forward_hook(lambda *args: None)
-    assert q.weight is conv.weight and not conv._forward_hooks  # parameters shared, hooks not
+    assert q.parametrizations.weight.original is conv.weight and not conv._forward_hooks  # shared, hooks apart
     back = q.to_float()
     assert type(back) is nn.Conv2d and torch.equal(back.weight, conv.weight)
     baked = q.to_float(bake=True)
-    assert len(torch.unique(baked.weight)) <= 16
+    assert type(baked) is nn.Conv2d and len(torch.unique(baked.weight)) <= 16
+    assert torch.equal(baked.weight, dorefa_weight(conv.weight, 4))
     with pytest.raises(TypeError, match="needs an nn.Linear, got Conv2d"):
         QuantLinear.from_float(conv)
     with pytest.raises(TypeError, match="spec must be a BitSpec"):
@@ -54,13 +56,16 @@ def test_eval_cache_follows_weight_updates():
     x = torch.randn(3, 8)
     with torch.no_grad():
         y1 = q(x)
+        assert q.weight is q.weight  # cached in eval mode without autograd
         assert torch.equal(q(x), y1)
-        q.weight.mul_(-1)  # in-place change invalidates the cached weight
+        q.parametrizations.weight.original.mul_(-1)  # in-place change invalidates the cached weight
         y2 = q(x)
     assert not torch.equal(y1, y2)
     q.set_spec(BitSpec(8))
     with torch.no_grad():
         assert not torch.equal(q(x), y2)
+    q.train()
+    assert q.weight is not q.weight  # recomputed in training
 
 
 def test_quantizable_layers_follow_forward_order(small_cnn):
@@ -73,32 +78,37 @@ def test_quantizable_layers_follow_forward_order(small_cnn):
 def test_quantize_returns_new_model_and_keeps_input(small_cnn):
     before = copy.deepcopy(small_cnn.state_dict())
     q = quantize(small_cnn, "8-4-2/4")
-    assert isinstance(q.conv1, QuantConv2d) and isinstance(q.head, QuantLinear)
-    assert type(small_cnn.conv1) is nn.Conv2d
+    assert isinstance(q.conv1, nn.Conv2d) and is_quant_layer(q.conv1) and is_quant_layer(q.head)
+    assert type(small_cnn.conv1) is nn.Conv2d and not is_quant_layer(small_cnn.conv1)
     for k, v in small_cnn.state_dict().items():
         assert torch.equal(v, before[k])
     # the network input is never quantized; the others get their a_bits
-    assert q.conv1.spec == BitSpec(8, 32) and q.conv2.spec == BitSpec(4, 4) and q.head.spec == BitSpec(2, 4)
-    assert schedule_of(q).w_bits == [8, 4, 2]
+    s = schedule_of(q)
+    assert s["conv1"] == BitSpec(8, 32) and s["conv2"] == BitSpec(4, 4) and s["head"] == BitSpec(2, 4)
+    assert s.w_bits == [8, 4, 2]
     x = torch.randn(2, 1, 16, 16)
     assert q.eval()(x).shape == (2, 10)
     # requantizing a quantized model changes specs; dequantize restores float layers
     q2 = quantize(q, "1")
-    assert q2.conv2.spec.w_bits == 1 and q.conv2.spec.w_bits == 4
+    assert schedule_of(q2).w_bits == [1, 1, 1] and schedule_of(q).w_bits == [8, 4, 2]
     f = dequantize(q)
     small_cnn.eval(), f.eval()
-    assert type(f.conv1) is nn.Conv2d and torch.equal(f(x), small_cnn(x))
+    assert type(f.conv1) is nn.Conv2d and schedule_of(f) is None and torch.equal(f(x), small_cnn(x))
+    # a deep copy of a quantized model is independent of it
+    c = copy.deepcopy(q)
+    dequantize(c)
+    assert torch.equal(q(x), copy.deepcopy(q)(x)) and is_quant_layer(q.conv1)
 
 
 def test_quantize_subset_leaves_other_layers_float(small_cnn):
     q = quantize(small_cnn, BitSchedule({"conv2": BitSpec(2)}))
-    assert type(q.conv1) is nn.Conv2d and isinstance(q.conv2, QuantConv2d)
+    assert not is_quant_layer(q.conv1) and weight_quant(q.conv2).spec == BitSpec(2)
 
 
 def test_quantize_errors(small_cnn):
     with pytest.raises(ValueError, match="does not have.*another model.*\\['conv1', 'conv2', 'head'\\]"):
         quantize(small_cnn, BitSchedule.uniform(["conv1", "fc9"], 4))
-    with pytest.raises(ValueError, match="'bn1', a BatchNorm2d; only Conv2d and Linear"):
+    with pytest.raises(ValueError, match="'bn1', a BatchNorm2d with no quantizable weight"):
         quantize(small_cnn, BitSchedule.uniform(["bn1"], 4))
     with pytest.raises(TypeError, match="schedule must be a BitSchedule or its one-line string"):
         quantize(small_cnn, 4)
@@ -108,17 +118,23 @@ def test_quantize_errors(small_cnn):
         quantize(small_cnn, "8-4-2-1")
 
 
-def test_quantize_torchvision_resnet18_decreasing():
+def test_resnet18_halves_per_stage_as_the_thesis_does():
     model = torchvision.models.resnet18(num_classes=10)
     names = quantizable_layers(model)
     assert names[0] == "conv1" and names[-1] == "fc" and len(names) == 21
     # downsample convs are called after the block's second conv
     assert names.index("layer2.0.downsample.0") == names.index("layer2.0.conv2") + 1
-    sched = BitSchedule.decreasing(model)
+    sched = BitSchedule.from_string("8-4-2-1", model)
+    stage = {n: (n.split(".")[0]) for n in names}
+    expected = {"conv1": 8, "layer1": 4, "layer2": 2, "layer3": 1, "layer4": 1, "fc": 1}
+    assert sched.w_bits == [expected[stage[n]] for n in names]
+    assert BitSchedule.decreasing(model) == sched and sched.to_string(model) == "8-4-2-1"
+    per_layer = BitSchedule.from_string("8-4-2-1", model, per="layer")
+    assert per_layer.w_bits[:5] == [8, 4, 2, 1, 1]
+    with pytest.raises(ValueError, match="7 weight values for only 6 stages \\(21 layers; a comma-separated"):
+        BitSchedule.from_string("8-8-8-8-8-8-8", model)
     q = quantize(model, sched)
-    specs = {n: m.spec for n, m in q.named_modules() if hasattr(m, "spec")}
-    assert [specs[n].w_bits for n in names] == sched.w_bits
-    assert sched.w_bits[:4] == [8, 4, 2, 1]
+    assert schedule_of(q) == sched
     q.eval()
     with torch.no_grad():
         out = q(torch.randn(2, 3, 32, 32))

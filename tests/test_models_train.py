@@ -27,7 +27,11 @@ def test_forward_shapes(name, shape):
     m = build_model(name, shape, 7, width=width)
     assert m(torch.zeros(3, *shape)).shape == (3, 7)
     layers = quantizable_layers(m)
-    assert len(m.layer_groups) == len(layers)
+    stages = pdbviz.quant.protocol.stage_indices(m, layers)
+    assert len(stages) == len(layers) and stages[0] == 0
+    assert m.pdbviz_info.input_shape == shape and m.pdbviz_info.config["name"] == name
+    expected = 5 if name == "resnet20" else len(layers)  # ResNet-20: stem, three stages, head
+    assert len(set(stages)) == expected
 
 
 def test_documented_layer_orders():
@@ -174,7 +178,7 @@ def test_checkpoint_round_trip(tmp_path, digits):
     p2 = save_model(quantize(net, "2"), tmp_path / "n.pt")
     with pytest.raises(ValueError, match="pass its architecture"):
         load_model(p2)
-    assert isinstance(load_model(p2, model=net)[1], pdbviz.QuantLinear)
+    assert pdbviz.schedule_of(load_model(p2, model=net)).w_bits == [2]
 
 
 def test_checkpoint_errors(tmp_path):

@@ -89,7 +89,7 @@ def test_killed_writer_leaves_previous_file_intact(kind, tmp_path):
     if kind == "checkpoint":
         assert pdbviz.load_model(target) is not None
     if kind == "results":
-        assert pdbviz.Results.load(target).table.schedule.tolist() == ["4"]
+        assert pdbviz.Results.load(target).table.schedule.tolist() == ["uniform 4-bit"]
 
 
 def test_interrupted_fit_leaves_a_usable_model_and_history():

@@ -17,7 +17,7 @@ def results():
 
 def test_results_table(results):
     t = results.table
-    assert t.schedule.tolist() == ["float", "1", "8-4-2-1", "increasing 1→8", "alloc @1.5", "8-x"]
+    assert t.schedule.tolist() == ["float-32", "uniform 1-bit", "8-4-2-1", "increasing 1→8", "allocated @ 1.5", "8-x"]
     assert t.kind.tolist() == ["float", "uniform", "decreasing", "increasing", "allocated", "custom"]
     row = t.set_index("schedule").loc["8-4-2-1"]
     assert row.w_bits == "8-4-2-1-1" and row.a_bits == "32-32-32-32-32"
@@ -28,12 +28,13 @@ def test_results_table(results):
     runs = results.runs[results.runs.schedule == "8-4-2-1"].test_acc
     assert row.acc_mean == pytest.approx(runs.mean()) and row.acc_std == pytest.approx(runs.std())
     assert row.n_seeds == 2 and 50 < row.acc_mean <= 100
-    assert t.set_index("schedule").loc["alloc @1.5"].avg_bits <= 1.5
+    assert t.set_index("schedule").loc["allocated @ 1.5"].avg_bits <= 1.5
     # the failing schedule is recorded, the others kept
     bad = t.set_index("schedule").loc["8-x"]
     assert "cannot parse" in bad.error and bad.n_seeds == 0
     assert (t.error[t.schedule != "8-x"] == "").all()
-    assert set(results.history.schedule) == {"float", "1", "8-4-2-1", "increasing 1→8", "alloc @1.5"}
+    assert set(results.history.schedule) == {"float-32", "uniform 1-bit", "8-4-2-1", "increasing 1→8",
+                                             "allocated @ 1.5"}
     assert set(results.profiles.schedule) == set(results.history.schedule)
     assert ("8-4-2-1", 1) in results.models
 
@@ -57,7 +58,7 @@ def test_results_save_load_and_latex(results, tmp_path):
     assert back.schedules["8-4-2-1"]["layers"][0]["w_bits"] == 8
     tex = results.to_latex()
     assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "\\bottomrule" in tex
-    assert "increasing 1$\\to$8" in tex and "alloc @1.5" in tex and "\\textbf{" in tex
+    assert "increasing 1$\\to$8" in tex and "allocated @ 1.5" in tex and "\\textbf{" in tex
     assert tex.count("\\\\\n") == len(results.table) + 1
     doc = json.loads((tmp_path / "results.json").read_text())
     doc["format_version"] = 7

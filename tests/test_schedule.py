@@ -96,7 +96,7 @@ def test_from_string_mode_prefix():
         ("3.5", "token '3.5'"),
         ("-4", "token ''"),
         ("4/4/4", "found 2 '/'"),
-        ("4/", "activation bits are empty"),
+        ("4/", "input bits are empty"),
         ("binary:1", "unknown weight mode 'binary'"),
         ("symmetric:1", "2..8"),
     ],
@@ -128,7 +128,7 @@ def test_string_and_dict_round_trip(w, a):
     text = s.to_string()
     assert BitSchedule.from_string(text, names) == s
     data = json.loads(json.dumps(s.to_dict()))
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert BitSchedule.from_dict(data) == s
 
 

@@ -36,13 +36,14 @@ def test_allocator_sliders_presets_and_string(trained):
     s = pdbviz.memory_summary(model, ba.schedule())
     assert f"{s.quantized_weight_kib:,.2f} KiB" in ba.readout.value and "fc1" in ba.table.value
     assert ba.last_readout_ms < 1000
-    ba.preset.value, ba.k.value = "uniform k", 4
+    assert [label for label, _ in ba.preset.options][1:4] == ["8-4-2-1", "linear 8→1", "increasing 1→8"]
+    ba.preset.value, ba.k.value = "uniform", 4
     ba.apply_button.click()
     assert [sl.value for sl in ba.w_sliders.values()] == [4] * 5
-    ba.preset.value = "increasing 1→8"
+    ba.preset.value = "increasing"
     ba.apply_button.click()
     assert ba.schedule().w_bits == [1, 1, 2, 4, 8]
-    ba.preset.value, ba.budget.value = "separability-allocated", 1.5
+    ba.preset.value, ba.budget.value = "alloc", 1.5
     ba.apply_button.click()
     assert pdbviz.average_bits(model, ba.schedule()) <= 1.5
     ba.config.value = "2/4"  # pasted one-line schedule

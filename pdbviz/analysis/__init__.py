@@ -3,7 +3,8 @@
 from .allocate import allocate_bits, average_bits, difficulty, parse_budget
 from .embed import EmbeddingCache, default_cache, embed_features, embed_layers, is_umap_warm, procrustes_align, warm_up_umap
 from .features import collect_features
-from .sensitivity import layer_sensitivity, quantization_error, quantization_noise, recalibrate_batchnorm, sqnr_db
+from ..quant import recalibrate_batchnorm
+from .sensitivity import layer_sensitivity, quantization_error, quantization_noise, sqnr_db
 from .separability import METRICS, fisher_score, knn_accuracy, linear_probe_accuracy, separability_profile, silhouette
 
 __all__ = [

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from ..quant import BitSchedule, quantizable_layers
+from ..quant import BitSchedule, discover, quantizable_layers
 from ..quant.quantizers import check_bits
 from .separability import METRICS
 
@@ -104,8 +104,8 @@ def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequ
     if missing:
         raise ValueError(f"the profile has no {metric!r} value for layers {missing}; compute it on this model")
     d = difficulty([by_layer[n] for n in layers], metric)
-    modules = dict(model.named_modules())
-    p = np.array([modules[n].weight.numel() for n in layers], dtype=np.float64)
+    layout = discover(model)
+    p = np.array([layout[n].numel for n in layers], dtype=np.float64)
     kind, value = parse_budget(budget)
     limit = value * p.sum() if kind == "bits" else value * 8192
     lo = min(choices)

@@ -9,7 +9,14 @@ import torch
 from torch import nn
 
 from .._checks import check_inputs
-from ..quant import quantizable_layers
+from ..quant import discover
+from ..quant.discovery import ModelLayout
+
+
+def observable_layers(layout: ModelLayout) -> list[str]:
+    """The quantizable weights whose input a hook on their module sees (all but functionally used ones,
+    embeddings and recurrent weights), in forward order."""
+    return [e.name for e in layout.entries if e.inputs is not None and e.use == "module"]
 
 POOLS = ("auto", "avg", "flatten", "project")
 LOGITS = "logits"
@@ -62,27 +69,32 @@ def collect_features(model: nn.Module, X: torch.Tensor, layers: Sequence[str] | 
     check_inputs(model, X, "X")
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    order = quantizable_layers(model, X[:2].to(device))
+    layout = discover(model, X[:2].to(device))
+    order = observable_layers(layout)
     if layers is None:
         layers = order
     else:
         layers = list(layers)
         unknown = [n for n in layers if n not in order]
         if unknown:
-            raise ValueError(f"layers {unknown} are not quantizable layers of this model; choose from {order}")
+            raise ValueError(f"layers {unknown} are not layers whose input pdbviz can observe; choose from {order}"
+                             + "".join(f"; {n}: {layout[n].input_note}" for n in unknown if n in layout))
         layers = [n for n in order if n in layers]
-    modules = dict(model.named_modules())
+    modules = {n: model.get_submodule(layout[n].owners[0][0]) for n in layers}
     chunks: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     proj: dict[str, torch.Tensor] = {}
     current: dict[str, torch.Tensor] = {}
 
     def make_hook(name):
-        def hook(_module, inputs):
+        pos, key = layout[name].inputs[0]
+
+        def hook(_module, args, kwargs):
             if name not in current:  # first call in this forward pass
-                current[name] = inputs[0].detach()
+                x = args[pos] if pos < len(args) else kwargs[key]
+                current[name] = x.detach()
         return hook
 
-    handles = [modules[n].register_forward_pre_hook(make_hook(n)) for n in layers]
+    handles = [modules[n].register_forward_pre_hook(make_hook(n), with_kwargs=True) for n in layers]
     was_training = model.training
     logits = []
     try:

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from ..inference import evaluate
-from ..quant import BitSchedule, BitSpec, quantizable_layers, quantize
+from ..quant import BitSchedule, BitSpec, float_weight, quantizable_layers, quantize, recalibrate_batchnorm
 from ..quant.convert import check_schedule
-from ..quant.quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, check_bits
+from ..quant.quantizers import FULL_PRECISION, check_bits, weight_quantizer
 
 
 def quantization_noise(w: torch.Tensor, wq: torch.Tensor) -> dict[str, float]:
@@ -53,46 +53,16 @@ def quantization_error(model: nn.Module, schedule: BitSchedule | str) -> pd.Data
     if isinstance(schedule, str):
         schedule = BitSchedule.from_string(schedule, model)
     check_schedule(model, schedule)
-    modules = dict(model.named_modules())
     rows = []
     for depth, name in enumerate(quantizable_layers(model)):
         spec = schedule.get(name, BitSpec())
-        w = modules[name].weight.detach()
+        w = float_weight(model, name)
         with torch.no_grad():
-            wq = WEIGHT_QUANTIZERS[spec.weight_mode](w.float(), spec.w_bits)
+            wq = w if spec.w_bits == FULL_PRECISION else weight_quantizer(spec.weight_mode)(spec.w_bits)(w.float())
         noise = quantization_noise(w, wq)
         rows.append({"layer": name, "depth": depth, "w_bits": spec.w_bits, "sqnr_db": noise["sqnr_db"],
                      "mse": noise["mse"]})
     return pd.DataFrame(rows)
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, X: torch.Tensor, batch_size: int = 256) -> nn.Module:
-    """Re-estimate BatchNorm running statistics on ``X`` (in place); returns the model in eval mode.
-
-    Quantizing a layer changes the scale of its output, so the statistics the
-    float model learned no longer fit; this is the standard remedy.
-    """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return model.eval()
-    saved = [(m.momentum, m.training) for m in bns]
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches
-    model.eval()
-    for m in bns:
-        m.train()
-    try:
-        for i in range(0, len(X), batch_size):
-            model(X[i:i + batch_size].to(device))
-    finally:
-        for m, (mom, _) in zip(bns, saved):
-            m.momentum = mom
-        model.eval()
-    return model
 
 
 def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None = None,

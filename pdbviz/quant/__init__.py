@@ -1,35 +1,61 @@
-"""The quantization core: quantizers, quantized layers, schedules, memory, packing.
+"""The quantization core: quantizers, weight kinds, discovery, schedules, memory, packing.
 
-This subpackage imports nothing else of pdbviz.
+This subpackage imports nothing else of pdbviz but its leaf modules.
 """
 
-from .convert import dequantize, quantizable_layers, quantize, schedule_of
-from .layers import QuantConv2d, QuantLinear, is_quant_layer
+from .convert import dequantize, effective_schedule, float_weight, quantize, recalibrate_batchnorm, schedule_of
+from .discovery import FloatTensor, ModelLayout, WeightEntry, discover, quantizable_layers
+from .kinds import WEIGHT_KINDS, WeightKind, register_weight_kind
+from .layers import QuantConv2d, QuantLinear, WeightQuant, is_quant_layer, weight_quant
 from .memory import MemoryReport, MemorySummary, memory_report, memory_summary, memory_table
+from .protocol import ModelInfo, model_info
 from .packing import PackedFormatError, load_packed, save_packed
-from .quantizers import ALLOWED_BITS, dorefa_weight, quantize_activation, symmetric_weight
-from .schedule import BitSchedule, BitSpec
+from .quantizers import (ACTIVATION_QUANTIZERS, ALLOWED_BITS, WEIGHT_QUANTIZERS, ActivationQuantizer, WeightQuantizer,
+                         dorefa_weight, quantize_activation, register_activation_quantizer,
+                         register_weight_quantizer, symmetric_weight)
+from .schedule import BitSchedule, BitSpec, input_bits_allowed
 
 __all__ = [
+    "ACTIVATION_QUANTIZERS",
     "ALLOWED_BITS",
+    "ActivationQuantizer",
     "BitSchedule",
     "BitSpec",
+    "FloatTensor",
     "MemoryReport",
     "MemorySummary",
+    "ModelInfo",
+    "ModelLayout",
     "PackedFormatError",
     "QuantConv2d",
     "QuantLinear",
+    "WEIGHT_KINDS",
+    "WEIGHT_QUANTIZERS",
+    "WeightEntry",
+    "WeightKind",
+    "WeightQuant",
+    "WeightQuantizer",
     "dequantize",
+    "discover",
     "dorefa_weight",
+    "effective_schedule",
+    "float_weight",
+    "input_bits_allowed",
     "is_quant_layer",
     "load_packed",
     "memory_report",
     "memory_summary",
     "memory_table",
+    "model_info",
     "quantizable_layers",
     "quantize",
     "quantize_activation",
+    "recalibrate_batchnorm",
+    "register_activation_quantizer",
+    "register_weight_kind",
+    "register_weight_quantizer",
     "save_packed",
     "schedule_of",
     "symmetric_weight",
+    "weight_quant",
 ]

@@ -1,89 +1,489 @@
-"""Which layers of a model can be quantized, and in what order the forward pass uses them."""
+"""Find every weight a model computes with, in the order the forward pass first uses it.
+
+The unit pdbviz quantizes is a weight *tensor* (see ``kinds``), named by its
+owner's fully-qualified name, plus the parameter name where the owner has
+several (``lstm.weight_hh_l0``). A tensor shared by several modules (a tied
+embedding and head) or one module registered under two names is one entry.
+
+With an example input (given, or from the model's ``pdbviz_info``), one
+forward pass in eval mode under a ``TorchDispatchMode`` sees every operation
+that touches a weight, wherever it happens: in its module's own forward, or in
+a parent that passes ``module.weight`` to a functional op (the attention's
+``out_proj``, ``F.linear(x, self.fc.weight)``). That gives the order of first
+use, where each weight is used, and the multiply-accumulates (MACs) of each,
+from torch's own FLOP formulas. Tensors computed from a weight (a
+standardised or weight-normalised weight, a cast) stay attributed to it.
+Without an example input the order comes from symbolic tracing (``torch.fx``)
+where it works, else from registration order, with a warning; MACs are then
+unknown.
+"""
 
 from __future__ import annotations
 
+import math
+import threading
 import warnings
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
-#: module types whose weights pdbviz quantizes
-QUANTIZABLE = (nn.Conv2d, nn.Linear)
+from .kinds import InputSlots, kind_of
+from .protocol import model_info
+
+#: how a weight was used in the example forward pass
+USES = ("module", "functional", "unused", "unknown")
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+_RNN_OPS = ("rnn", "lstm", "gru")  # fused recurrent kernels: no FLOP formula in torch
 
 
-def registered_layers(model: nn.Module) -> list[str]:
-    return [name for name, m in model.named_modules() if name and isinstance(m, QUANTIZABLE)]
+@dataclass(frozen=True)
+class WeightEntry:
+    """One quantizable weight tensor.
+
+    Attributes:
+        name: its name in schedules and tables.
+        owners: ``(module path, parameter name)`` of every place it lives; the first names it.
+        kind: the owner's class, plus the parameter name where the owner has several weights.
+        shape: the tensor's shape.
+        inputs: the owner's forward arguments it multiplies, or None when its kind has no quantizable input.
+        use: ``"module"`` (only inside its owner's forward), ``"functional"`` (also elsewhere, e.g.
+            a parent's ``F.linear``), ``"unused"`` (not touched by the example forward) or
+            ``"unknown"`` (no example forward was run).
+        macs: multiply-accumulates per sample in the example forward (NaN when unknown).
+    """
+
+    name: str
+    owners: tuple[tuple[str, str], ...]
+    kind: str
+    shape: tuple[int, ...]
+    inputs: InputSlots | None
+    use: str
+    macs: float = math.nan
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def input_quantizable(self) -> bool:
+        """True when pdbviz can quantize what this weight multiplies (its owner's input)."""
+        return self.inputs is not None and self.use == "module"
+
+    @property
+    def input_note(self) -> str:
+        """Why the input of this weight cannot be quantized ('' when it can)."""
+        if self.input_quantizable:
+            return ""
+        if self.inputs is None:
+            return "its inputs are indices or stay inside a fused kernel"
+        if self.use == "functional":
+            return "its weight is used outside its module's forward"
+        return "its module's forward was not seen running"
 
 
-def _order_by_hooks(model: nn.Module, example_input: torch.Tensor, names: list[str]) -> list[str]:
-    order: list[str] = []
-    modules = dict(model.named_modules())
+@dataclass(frozen=True)
+class FloatTensor:
+    """A parameter or buffer that stays in float, and why."""
+
+    name: str
+    numel: int
+    element_bits: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """What ``discover`` found: the quantizable weights in forward order, and everything else."""
+
+    entries: tuple[WeightEntry, ...]
+    floats: tuple[FloatTensor, ...]
+    traced: str  # "forward", "fx" or "registration"
+    _index: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        self._index.update({e.name: e for e in self.entries})
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def __getitem__(self, name: str) -> WeightEntry:
+        return self._index[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+# -- candidates -----------------------------------------------------------------------------------------------------
+def _originals(module: nn.Module, pname: str) -> tuple[torch.Tensor, ...] | None:
+    """The stored tensors behind ``module.<pname>`` (its originals when parametrized), or None."""
+    if parametrize.is_parametrized(module, pname):
+        plist = module.parametrizations[pname]
+        if hasattr(plist, "original"):
+            return (plist.original,)
+        return tuple(getattr(plist, f"original{i}") for i in range(len(plist.original_names))) \
+            if hasattr(plist, "original_names") else tuple(p for n, p in plist.named_parameters(recurse=False))
+    value = module._parameters.get(pname)
+    return (value,) if isinstance(value, nn.Parameter) else None
+
+
+def _candidates(model: nn.Module):
+    """Entries (unordered) and the tensors that are not weights of a kind, each with a reason."""
+    groups: dict[tuple[int, ...], dict] = {}
+    skipped: dict[int, str] = {}
+    for path, module in model.named_modules():
+        kind = kind_of(module)
+        if kind is None:
+            continue
+        pnames = kind.params(module)
+        for pname in pnames:
+            originals = _originals(module, pname)
+            if originals is None:
+                for suffix in ("_g", "_v", "_orig"):  # torch.nn.utils.weight_norm / spectral_norm, old style
+                    stored = module._parameters.get(pname + suffix)
+                    if isinstance(stored, nn.Parameter):
+                        skipped[id(stored)] = ("recomputed by an old-style weight_norm/spectral_norm hook; "
+                                               "torch.nn.utils.parametrizations' versions can be quantized")
+                continue
+            key = tuple(id(t) for t in originals)
+            group = groups.setdefault(key, {"owners": [], "originals": originals, "modules": []})
+            group["owners"].append((path, pname))
+            group["modules"].append((module, kind, len(pnames) > 1))
+    return groups, skipped
+
+
+def _join(path: str, pname: str) -> str:
+    return f"{path}.{pname}" if path else pname
+
+
+# -- the example forward ----------------------------------------------------------------------------------------------
+class _Storages:
+    """Byte ranges of tracked tensors by storage, so that views of one buffer are told apart."""
+
+    def __init__(self):
+        self.by_ptr: dict[int, list[tuple[int, int, int]]] = {}
+
+    def add(self, t: torch.Tensor, entry: int) -> bool:
+        key = _range(t)
+        if key is None:
+            return False
+        ptr, start, end = key
+        self.by_ptr.setdefault(ptr, []).append((start, end, entry))
+        return True
+
+    def find(self, t: torch.Tensor) -> int | None:
+        key = _range(t)
+        if key is None or key[0] not in self.by_ptr:
+            return None
+        _, start, end = key
+        for s, e, entry in self.by_ptr[key[0]]:
+            if start < e and s < end:
+                return entry
+        return None
+
+
+def _range(t: torch.Tensor) -> tuple[int, int, int] | None:
+    """``(storage pointer, first byte, last byte + 1)`` of ``t``, or None for tensors without storage."""
+    try:
+        ptr = t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return None
+    if not ptr or t.numel() == 0:
+        return None
+    size = t.element_size()
+    start = t.storage_offset() * size
+    extent = (sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) + 1) * size
+    return ptr, start, start + extent
+
+
+class _UseTracker(TorchDispatchMode):
+    """Sees every op; attributes ops on weight storages (and on tensors computed only from weights) to entries."""
+
+    def __init__(self, storages: _Storages, active: dict[int, int], owner_ids: dict[int, set[int]]):
+        super().__init__()
+        self.storages = storages
+        self.active, self.owner_ids = active, owner_ids
+        self.order: list[int] = []
+        self.macs: dict[int, float] = {}
+        self.functional: set[int] = set()
+        self.keep: list[torch.Tensor] = []  # keeps tracked tensors alive so no address is reused
+
+    def track(self, t: torch.Tensor, entry: int) -> None:
+        if isinstance(t, torch.Tensor) and self.storages.add(t, entry):
+            self.keep.append(t)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        hits: dict[int, torch.Tensor] = {}
+        for t in tensors:
+            e = self.storages.find(t)
+            if e is not None:
+                hits.setdefault(e, t)
+        if not hits:
+            return out
+        for e in hits:
+            if e not in self.macs:
+                self.order.append(e)
+                self.macs[e] = 0.0
+            if not any(self.active.get(i, 0) for i in self.owner_ids[e]):
+                self.functional.add(e)
+        from torch.utils.flop_counter import flop_registry
+
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            share = formula(*args, **kwargs, out_val=out) / 2 / len(hits)
+            for e in hits:
+                self.macs[e] += share
+        elif any(r in func._overloadpacket.__name__.lower() for r in _RNN_OPS):
+            rows = math.prod(tensors[0].shape[:2]) if tensors and tensors[0].dim() >= 2 else 1
+            for e, t in hits.items():  # each weight multiplies every (time step, sample) row
+                self.macs[e] += rows * t.numel()
+        elif all(self.storages.find(t) is not None or t.numel() <= 1 for t in tensors):
+            for o in tree_leaves(out):  # computed from weights alone (a standardised weight, a cast): same entry
+                if isinstance(o, torch.Tensor) and o.dim() > 0:
+                    self.track(o, next(iter(hits)))
+        return out
+
+
+def _batch_size(example) -> int:
+    leaves = [t for t in tree_leaves(example) if isinstance(t, torch.Tensor) and t.dim() > 0]
+    return int(leaves[0].shape[0]) if leaves else 1
+
+
+def _call(model, example):
+    if isinstance(example, dict):
+        return model(**example)
+    if isinstance(example, tuple):
+        return model(*example)
+    return model(example)
+
+
+_DISCOVERY = threading.local()
+
+
+def discovering() -> bool:
+    """True inside the example forward pass of ``discover`` (quantizers skip their caches there)."""
+    return getattr(_DISCOVERY, "on", False)
+
+
+def _trace_forward(model: nn.Module, example, groups: list[dict]):
+    storages, owner_ids = _Storages(), {}
+    for e, g in enumerate(groups):
+        owner_ids[e] = {id(m) for m, _, _ in g["modules"]}
+        for t in g["originals"]:
+            storages.add(t, e)
+    active: dict[int, int] = {}
+    tracker = _UseTracker(storages, active, owner_ids)
     handles = []
-    for name in names:
-        def hook(_m, _inp, _out, name=name):
-            if name not in order:
-                order.append(name)
-        handles.append(modules[name].register_forward_hook(hook))
+    for module in model.modules():
+        def enter(m, *args):
+            active[id(m)] = active.get(id(m), 0) + 1
+
+        def leave(m, *args):
+            active[id(m)] -= 1
+
+        handles.append(module.register_forward_pre_hook(enter))
+        handles.append(module.register_forward_hook(leave, always_call=True))
+    for e, g in enumerate(groups):
+        for module, pname in ((m, p) for (m, _, _), (_, p) in zip(g["modules"], g["owners"])):
+            if parametrize.is_parametrized(module, pname):
+                handles.append(module.parametrizations[pname].register_forward_hook(
+                    lambda _m, _a, out, e=e: tracker.track(out, e)))
     was_training = model.training
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    _DISCOVERY.on = True
     try:
         model.eval()
-        with torch.no_grad():
-            model(example_input)
+        torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernels have no FLOP formula
+        with torch.no_grad(), tracker:
+            _call(model, example)
     finally:
+        _DISCOVERY.on = False
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         for h in handles:
             h.remove()
         model.train(was_training)
-    return order + [n for n in names if n not in order]
+    batch = _batch_size(example)
+    return tracker.order, {e: m / batch for e, m in tracker.macs.items()}, tracker.functional
 
 
-def _order_by_fx(model: nn.Module, names: list[str]) -> list[str] | None:
+def _trace_fx(model: nn.Module, groups: list[dict]):
+    """Order of first use from a symbolic trace; None when the model cannot be traced."""
     try:
         import torch.fx
 
+        leaf_types = tuple({type(m) for g in groups for m, _, _ in g["modules"]})
+
         class _Tracer(torch.fx.Tracer):
             def is_leaf_module(self, m, qualname):
-                return isinstance(m, QUANTIZABLE) or super().is_leaf_module(m, qualname)
+                return isinstance(m, leaf_types) or super().is_leaf_module(m, qualname)
 
         graph = _Tracer().trace(model)
     except Exception:  # noqa: BLE001 - any tracing failure means "use another way"
         return None
-    wanted, order = set(names), []
+    by_module, by_param = {}, {}
+    for e, g in enumerate(groups):
+        for path, pname in g["owners"]:
+            by_module.setdefault(path, []).append(e)
+            by_param[_join(path, pname)] = e
+    order, functional = [], set()
+
+    def see(e, func):
+        if e not in order:
+            order.append(e)
+        if func:
+            functional.add(e)
+
     for node in graph.nodes:
-        if node.op == "call_module" and node.target in wanted and node.target not in order:
-            order.append(node.target)
-    return order + [n for n in names if n not in order]
+        if node.op == "call_module":
+            for e in by_module.get(node.target, []):
+                see(e, False)
+            if isinstance(model.get_submodule(node.target), nn.MultiheadAttention):
+                e = by_param.get(_join(node.target, "out_proj.weight"))
+                if e is not None:
+                    see(e, True)  # the attention multiplies its out_proj weight itself
+        elif node.op == "get_attr" and node.target in by_param:
+            see(by_param[node.target], True)
+    return order, functional
 
 
-def quantizable_layers(model: nn.Module, example_input: torch.Tensor | None = None) -> list[str]:
-    """Fully-qualified names of the model's Conv2d and Linear layers, in forward order.
+# -- the layout -------------------------------------------------------------------------------------------------------
+def _fingerprint(model: nn.Module) -> tuple:
+    """What the layout depends on: the kinds, their weights' shapes, and which weights are shared."""
+    ids: dict[int, int] = {}
+    out = []
+    for path, m in model.named_modules():
+        kind = kind_of(m)
+        if kind is None:
+            continue
+        weights = []
+        for pname in kind.params(m):
+            originals = _originals(m, pname) or ()
+            weights.append((pname, tuple((tuple(t.shape), ids.setdefault(id(t), len(ids))) for t in originals)))
+        out.append((path, parametrize.type_before_parametrizations(m).__name__, tuple(weights)))
+    return tuple(out)
 
-    The order is the order in which the forward pass calls them, found by
-    running ``example_input`` (or a zero tensor of ``model.input_shape`` when
-    the model has that attribute, as pdbviz models do) through the model with
-    hooks, else by symbolic tracing (``torch.fx``), else registration order
-    with a warning.
+
+def discover(model: nn.Module, example_input=None) -> ModelLayout:
+    """Find the quantizable weights of ``model`` in forward order, and what stays float.
+
+    Args:
+        model: any ``nn.Module`` (it is not changed; the example forward runs in
+            eval mode under ``no_grad`` and the mode is restored).
+        example_input: one batch the model accepts (a tensor, a tuple of
+            positional arguments or a dict of keyword arguments). Default: a
+            zero batch of ``pdbviz_info.input_shape`` when the model has one.
+
+    The result is cached on the model until its weights change shape or kind.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    fingerprint = _fingerprint(model)
+    cached = model.__dict__.get("_pdbviz_layout")
+    if example_input is None and cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    if example_input is None:
+        param = next(model.parameters(), None)
+        example_input = model_info(model).example_input(device=param.device if param is not None else None)
+    groups_by_key, skipped = _candidates(model)
+    groups = list(groups_by_key.values())
+    macs: dict[int, float] = {}
+    if example_input is not None:
+        order, macs, functional = _trace_forward(model, example_input, groups)
+        traced, seen = "forward", set(order)
+        uses = {e: ("functional" if e in functional else "module") if e in seen else "unused"
+                for e in range(len(groups))}
+    else:
+        fx = _trace_fx(model, groups) if groups else ([], set())
+        if fx is None:
+            warnings.warn(f"could not trace {type(model).__name__} to find its forward order; using registration "
+                          "order. Pass example_input= (one batch of inputs) to get the forward order, where each "
+                          "weight is used and its MACs.", stacklevel=3)
+            order, functional, traced = [], set(), "registration"
+        else:
+            (order, functional), traced = fx, "fx"
+        seen = set(order)
+        uses = {e: ("functional" if e in functional else "module" if e in seen else
+                    "unused" if traced == "fx" else "unknown") for e in range(len(groups))}
+    order = order + [e for e in range(len(groups)) if e not in order]
+    entries = [_entry(groups[e], uses[e], macs.get(e, math.nan if traced != "forward" else 0.0)) for e in order]
+    layout = ModelLayout(tuple(entries), _floats(model, groups, skipped), traced)
+    if traced == "forward" or cached is None or cached[1].traced != "forward":
+        model.__dict__["_pdbviz_layout"] = (fingerprint, layout)
+    return layout
+
+
+def _entry(group: dict, use: str, macs: float) -> WeightEntry:
+    (path, pname), (module, kind, several) = group["owners"][0], group["modules"][0]
+    base = parametrize.type_before_parametrizations(module).__name__
+    name = _join(path, pname) if several else (path or pname)
+    slots = [k.inputs(p) for (_, k, _), (_, p) in zip(group["modules"], group["owners"])]
+    inputs = slots[0] if len(slots) == 1 or all(s == slots[0] for s in slots) else None
+    shape = tuple(getattr(module, pname).shape) if not parametrize.is_parametrized(module, pname) else \
+        tuple(module.parametrizations[pname].original.shape) if hasattr(module.parametrizations[pname], "original") \
+        else tuple(_shape_of(module, pname))
+    return WeightEntry(name, tuple(group["owners"]), f"{base}.{pname}" if several else base, shape, inputs, use, macs)
+
+
+def _shape_of(module: nn.Module, pname: str):
+    with torch.no_grad():
+        return getattr(module, pname).shape
+
+
+def _floats(model: nn.Module, groups: list[dict], skipped: dict[int, str]) -> tuple[FloatTensor, ...]:
+    covered = {id(t) for g in groups for t in g["originals"]}
+    out, seen = [], set()
+    for path, module in model.named_modules():
+        for pname, t in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+            if id(t) in seen or id(t) in covered:
+                continue
+            seen.add(id(t))
+            name = _display_name(path, pname)
+            out.append(FloatTensor(name, t.numel(), t.element_size() * 8, skipped.get(id(t)) or
+                                   _reason(module, pname, t, model)))
+    return tuple(out)
+
+
+def _display_name(path: str, pname: str) -> str:
+    """``x.parametrizations.weight.original`` -> ``x.weight``; other names as they are."""
+    parts = path.split(".") if path else []
+    if len(parts) >= 2 and parts[-2] == "parametrizations":
+        return ".".join(parts[:-2] + [parts[-1]])
+    return _join(path, pname)
+
+
+def _reason(module: nn.Module, pname: str, t: torch.Tensor, model: nn.Module) -> str:
+    from .quantizers import ActivationQuantizer, WeightQuantizer
+
+    if isinstance(module, (WeightQuantizer, ActivationQuantizer)):
+        return "quantizer state"
+    if not isinstance(t, nn.Parameter):
+        return "buffer"
+    if pname.startswith("bias") or pname.endswith("_bias"):
+        return "bias"
+    if isinstance(module, _NORMS) or "norm" in type(module).__name__.lower():
+        return "normalisation"
+    if kind_of(module) is None:
+        return f"a {type(module).__name__} parameter, not a weight kind"
+    return "not a quantizable weight of its kind"
+
+
+def quantizable_layers(model: nn.Module, example_input=None) -> list[str]:
+    """Names of the model's quantizable weights, in the order the forward pass first uses them.
+
+    See ``discover`` for how the order is found and what an entry is.
 
     Example:
         >>> quantizable_layers(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
         ['0', '2']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    names = registered_layers(model)
-    if not names:
-        return []
-    if example_input is None and getattr(model, "input_shape", None) is not None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else "cpu"
-        example_input = torch.zeros((1, *model.input_shape), device=device)
-    if example_input is not None:
-        return _order_by_hooks(model, example_input, names)
-    order = _order_by_fx(model, names)
-    if order is not None:
-        return order
-    warnings.warn(
-        f"could not trace {type(model).__name__} to find its forward order; using registration order. "
-        "Pass example_input= to quantizable_layers to get the forward order.",
-        stacklevel=2,
-    )
-    return names
+    return discover(model, example_input).names

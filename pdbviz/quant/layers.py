@@ -1,90 +1,212 @@
-"""Quantized drop-in replacements for ``nn.Conv2d`` and ``nn.Linear``.
+"""How a weight is quantized in place: a parametrization (``torch.nn.utils.parametrize``).
 
-A layer quantizes its input with ``quantize_activation(x, spec.a_bits)`` and
-its weight with the quantizer of ``spec.weight_mode`` at ``spec.w_bits``;
-biases stay float. At full precision it runs the parent class's forward, so
-it is bit-identical to the float layer.
+``WeightQuant`` is registered as a parametrization of a weight tensor, so every
+read of ``module.weight`` (the module's own forward, a parent's functional
+call, a tied or aliased use) sees the quantized tensor, the module keeps its
+own class and forward (subclasses, ``weight_norm`` chains), and ties and
+aliases stay tied. Where the weight's input is observable, a forward
+pre-hook on the owner quantizes that input too. At full precision a weight
+with no input bits is left unparametrized, so the float model is untouched.
 
-In eval mode the quantized weight is computed once and reused until the
-weight changes (an optimizer step, ``load_state_dict``) or the spec changes.
+In eval mode, with autograd off, the quantized weight is computed once and
+reused until the weight changes (an optimizer step, ``load_state_dict``) or the
+spec changes; never while tracing, compiling or exporting.
+
+``QuantConv2d`` and ``QuantLinear`` are conveniences: the float layers with a
+``WeightQuant`` on their weight.
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
-from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, quantize_activation
+from .kinds import InputSlots
+from .quantizers import FULL_PRECISION, activation_quantizer, weight_quantizer
 from .schedule import BitSpec
 
 
-def _copy_state(src: nn.Module, dst: nn.Module, skip: tuple[str, ...]) -> None:
-    """Give ``dst`` the hyper-parameters and the (shared) parameters of ``src``.
+def _tracing() -> bool:
+    from .discovery import discovering
 
-    Dict-valued attributes (parameters, buffers, hooks) are copied, so that
-    registering a hook or a parameter on one module does not touch the other.
+    return bool(torch.jit.is_tracing() or torch.compiler.is_compiling() or discovering())
+
+
+class WeightQuant(nn.Module):
+    """The parametrization pdbviz registers on a weight, holding its ``BitSpec``.
+
+    Args:
+        spec: the bit-widths and modes of the weight and of its input.
+        inputs: the owner's forward arguments the weight multiplies (``None``
+            when its input cannot be quantized; then ``spec.a_bits`` must be 32).
     """
-    for key, value in src.__dict__.items():
-        if key in skip:
-            continue
-        dst.__dict__[key] = type(value)(value) if isinstance(value, dict) else value
 
+    def __init__(self, spec: BitSpec, inputs: InputSlots | None = None):
+        super().__init__()
+        self.inputs = inputs
+        self.set_spec(spec)
 
-class _QuantMixin:
-    """Shared behaviour of the quantized layers (one level, no hierarchy beyond it)."""
-
-    spec: BitSpec
-    _float_cls: type[nn.Module]
-
-    def _init_quant(self, spec: BitSpec | None) -> None:
-        if spec is None:
-            spec = BitSpec()
+    def set_spec(self, spec: BitSpec) -> None:
+        """Change the bit-widths in place (quantizers with learned state are rebuilt)."""
         if not isinstance(spec, BitSpec):
             raise TypeError(f"spec must be a BitSpec, got {type(spec).__name__}")
+        if spec.a_bits != FULL_PRECISION and self.inputs is None:
+            raise ValueError("this weight's input cannot be quantized; its a_bits must be 32")
         self.spec = spec
-        self._wq_cache: tuple | None = None
+        self.weight_quantizer = None if spec.w_bits == FULL_PRECISION else \
+            weight_quantizer(spec.weight_mode)(spec.w_bits)
+        self.input_quantizer = None if spec.a_bits == FULL_PRECISION else \
+            activation_quantizer(spec.act_mode)(spec.a_bits)
+        self._cache: tuple | None = None
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        q = self.weight_quantizer
+        if q is None:
+            return w
+        if self.training or not isinstance(w, nn.Parameter) or (torch.is_grad_enabled() and w.requires_grad) \
+                or _tracing():
+            self._cache = None
+            return q(w)
+        key = (w.data_ptr(), w._version, w.device, w.dtype, id(q))
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, q(w))
+        return self._cache[1]
+
+    def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
+        """Identity: registering keeps the float weight as it is (loading sets a latent weight itself)."""
+        return value
+
+    def pin(self, original: torch.Tensor, wq: torch.Tensor) -> None:
+        """Use exactly ``wq`` in eval mode until ``original`` changes (after loading a packed file)."""
+        q = self.weight_quantizer
+        self._cache = ((original.data_ptr(), original._version, original.device, original.dtype, id(q)),
+                       wq.to(original.device, original.dtype))
+
+    def input_hook(self, module: nn.Module, args: tuple, kwargs: dict):
+        """Forward pre-hook of the owner: quantize the arguments this weight multiplies."""
+        q = self.input_quantizer
+        if q is None or not self.inputs:
+            return None
+        args, kwargs, done = list(args), dict(kwargs), {}
+        for pos, name in self.inputs:
+            if pos < len(args):
+                args[pos] = _quantized(args[pos], q, done)
+            elif name in kwargs:
+                kwargs[name] = _quantized(kwargs[name], q, done)
+        return tuple(args), kwargs
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state["_cache"] = None
+        return state
+
+    def __deepcopy__(self, memo):
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = None if key == "_cache" else copy.deepcopy(value, memo)
+        return new
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return f"w_bits={s.w_bits}, a_bits={s.a_bits}, weight_mode={s.weight_mode}"
+
+
+def _quantized(x, q, done: dict):
+    """Quantize ``x`` once per call (self-attention passes one tensor as query, key and value)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return x
+    if id(x) not in done:
+        done[id(x)] = q(x)
+    return done[id(x)]
+
+
+def weight_quant(module: nn.Module, pname: str = "weight") -> WeightQuant | None:
+    """The ``WeightQuant`` on ``module.<pname>``, or None."""
+    if not parametrize.is_parametrized(module, pname):
+        return None
+    for p in module.parametrizations[pname]:
+        if isinstance(p, WeightQuant):
+            return p
+    return None
+
+
+def is_quant_layer(module: nn.Module) -> bool:
+    """True when some weight of ``module`` carries a ``WeightQuant``."""
+    plists = getattr(module, "parametrizations", None)
+    return plists is not None and any(isinstance(p, WeightQuant) for plist in plists.values() for p in plist)
+
+
+def _own_class(module: nn.Module) -> None:
+    """Give a parametrized module a class of its own before its properties change.
+
+    ``torch.nn.utils.parametrize`` keeps a parametrized module's properties on
+    a class made for it, which a deep copy shares: adding or removing a
+    parametrization on the copy would change the original too.
+    """
+    if parametrize.is_parametrized(module):
+        cls = module.__class__
+        module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+
+
+def attach(module: nn.Module, pname: str, wq: WeightQuant) -> None:
+    """Register ``wq`` on ``module.<pname>`` (after any parametrization already there) and its input hook."""
+    _own_class(module)
+    parametrize.register_parametrization(module, pname, wq, unsafe=True)
+    if wq.inputs:
+        module.register_forward_pre_hook(wq.input_hook, with_kwargs=True)
+
+
+def detach(module: nn.Module, pname: str, value: torch.Tensor | None = None) -> None:
+    """Remove pdbviz's quantization from ``module.<pname>``; with ``value``, set the weight to it (baking).
+
+    The user's own parametrizations (``weight_norm``...) stay. To bake a
+    shared weight, compute every value before detaching any (``dequantize``
+    does): the owners share one stored tensor.
+    """
+    wq = weight_quant(module, pname)
+    if wq is None:
+        return
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if getattr(hook, "__self__", None) is wq:
+            del module._forward_pre_hooks[key]
+            module._forward_pre_hooks_with_kwargs.pop(key, None)
+    _own_class(module)
+    plist = module.parametrizations[pname]
+    kept = [p for p in plist if p is not wq]
+    if not kept:
+        parametrize.remove_parametrizations(module, pname, leave_parametrized=False)
+        if value is not None:
+            with torch.no_grad():
+                getattr(module, pname).copy_(value)
+        return
+    plist._modules.clear()
+    for i, p in enumerate(kept):
+        plist._modules[str(i)] = p
+    if value is not None:
+        plist.right_inverse(value)
+
+
+class _QuantLayer:
+    """``from_float`` / ``to_float`` for the convenience layers."""
+
+    _float_cls: type[nn.Module]
+
+    @property
+    def spec(self) -> BitSpec:
+        return weight_quant(self).spec
 
     def set_spec(self, spec: BitSpec) -> None:
         """Change the layer's bit-widths in place."""
-        self._init_quant(spec)
+        weight_quant(self).set_spec(spec)
 
     def quantized_weight(self) -> torch.Tensor:
         """The weight the forward pass uses (the float weight at 32 bits)."""
-        w = self.weight
-        if self.spec.w_bits == FULL_PRECISION:
-            return w
-        if self.training or torch.is_grad_enabled() and w.requires_grad:
-            self._wq_cache = None
-            return WEIGHT_QUANTIZERS[self.spec.weight_mode](w, self.spec.w_bits)
-        key = self._cache_key()
-        if self._wq_cache is None or self._wq_cache[0] != key:
-            with torch.no_grad():
-                self._wq_cache = (key, WEIGHT_QUANTIZERS[self.spec.weight_mode](w, self.spec.w_bits))
-        return self._wq_cache[1]
-
-    def _pin_quantized_weight(self, wq: torch.Tensor) -> None:
-        """Use exactly ``wq`` in eval mode until the weight changes (packed loading)."""
-        self._wq_cache = (self._cache_key(), wq.to(self.weight.device, self.weight.dtype))
-
-    def _cache_key(self) -> tuple:
-        """Changes whenever the weight is replaced or updated in place, or the spec changes."""
-        w = self.weight
-        return (w.data_ptr(), w._version, w.device, w.dtype, self.spec)
-
-    def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
-        return quantize_activation(x, self.spec.a_bits) if self.spec.a_bits != FULL_PRECISION else x
-
-    def extra_repr(self) -> str:  # shown by print(model)
-        base = super().extra_repr()  # type: ignore[misc]
-        mode = "" if self.spec.weight_mode == "dorefa" else f", weight_mode={self.spec.weight_mode}"
-        return f"{base}, w_bits={self.spec.w_bits}, a_bits={self.spec.a_bits}{mode}"
-
-    def __getstate__(self):
-        state = super().__getstate__()  # type: ignore[misc]
-        state = dict(state)
-        state["_wq_cache"] = None
-        return state
+        return self.weight
 
     @classmethod
     def from_float(cls, module: nn.Module, spec: BitSpec | None = None):
@@ -95,32 +217,28 @@ class _QuantMixin:
             >>> q.spec.w_bits
             2
         """
-        float_cls = cls._float_cls
-        if not isinstance(module, float_cls):
-            raise TypeError(f"{cls.__name__}.from_float needs an nn.{float_cls.__name__}, got {type(module).__name__}")
+        if not isinstance(module, cls._float_cls):
+            raise TypeError(f"{cls.__name__}.from_float needs an nn.{cls._float_cls.__name__}, got "
+                            f"{type(module).__name__}")
         new = cls.__new__(cls)
         nn.Module.__init__(new)
-        _copy_state(module, new, skip=())
-        new._init_quant(spec if spec is not None else getattr(module, "spec", None))
+        for key, value in module.__dict__.items():  # share parameters, copy the dicts (hooks stay apart)
+            if key not in ("_pdbviz_layout",):
+                new.__dict__[key] = type(value)(value) if isinstance(value, dict) else value
+        attach(new, "weight", WeightQuant(spec if spec is not None else BitSpec(), ((0, "input"),)))
         return new
 
     def to_float(self, bake: bool = False) -> nn.Module:
-        """The plain torch layer with the latent float weights.
-
-        ``bake=True`` stores the quantized weights instead, so the float layer
-        computes what the quantized one did on its weights.
-        """
-        float_cls = self._float_cls
-        new = float_cls.__new__(float_cls)
-        nn.Module.__init__(new)
-        _copy_state(self, new, skip=("spec", "_wq_cache"))
-        if bake:
-            with torch.no_grad():
-                new.weight = nn.Parameter(self.quantized_weight().detach().clone())
+        """The plain torch layer, with the latent float weight or (``bake=True``) the quantized one."""
+        new = copy.deepcopy(self)
+        with torch.no_grad():
+            value = new.weight.detach().clone() if bake else None
+        detach(new, "weight", value)
+        new.__class__ = self._float_cls
         return new
 
 
-class QuantConv2d(_QuantMixin, nn.Conv2d):
+class QuantConv2d(_QuantLayer, nn.Conv2d):
     """``nn.Conv2d`` with quantized weights and input.
 
     Example:
@@ -133,15 +251,10 @@ class QuantConv2d(_QuantMixin, nn.Conv2d):
 
     def __init__(self, *args, spec: BitSpec | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_quant(spec)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.spec.is_float:
-            return nn.Conv2d.forward(self, x)
-        return self._conv_forward(self._quant_input(x), self.quantized_weight(), self.bias)
+        attach(self, "weight", WeightQuant(spec if spec is not None else BitSpec(), ((0, "input"),)))
 
 
-class QuantLinear(_QuantMixin, nn.Linear):
+class QuantLinear(_QuantLayer, nn.Linear):
     """``nn.Linear`` with quantized weights and input.
 
     Example:
@@ -154,16 +267,4 @@ class QuantLinear(_QuantMixin, nn.Linear):
 
     def __init__(self, *args, spec: BitSpec | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._init_quant(spec)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.spec.is_float:
-            return nn.Linear.forward(self, x)
-        return F.linear(self._quant_input(x), self.quantized_weight(), self.bias)
-
-
-QUANT_LAYER_TYPES = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
-
-
-def is_quant_layer(module: nn.Module) -> bool:
-    return isinstance(module, _QuantMixin)
+        attach(self, "weight", WeightQuant(spec if spec is not None else BitSpec(), ((0, "input"),)))

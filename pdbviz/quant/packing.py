@@ -1,6 +1,6 @@
 """Bit-packed storage of quantized models: the memory a schedule promises, on disk.
 
-File format (version 1), all integers little-endian::
+File format (version 2), all integers little-endian::
 
     8 bytes   magic b"PDBVIZPK"
     2 bytes   format version (uint16)
@@ -13,9 +13,10 @@ File format (version 1), all integers little-endian::
     payload   the tensors, one after the other
     4 bytes   CRC-32 of everything before it
 
-Weight codes: DoReFa k >= 2 stores ``q`` in 0..2^k-1 with ``w_q = 2 q / (2^k-1) - 1``;
-DoReFa k = 1 stores the sign bit and one float scale ``mean|w|``; symmetric
-stores ``q + m`` with ``w_q = q / m``, ``m = 2^(k-1) - 1``. Nothing is
+Each quantized weight is stored once, as the codes its quantizer class
+defines (``WeightQuantizer.encode``), however many modules share it; every
+other parameter and buffer is stored once as raw bytes under its
+``state_dict`` name (with the names of the modules that share it). Nothing is
 unpickled on loading.
 """
 
@@ -35,12 +36,12 @@ from torch import nn
 from .._io import atomic_write
 from .._version import __version__
 from .convert import quantize, schedule_of
-from .layers import is_quant_layer
-from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS
+from .discovery import discover
+from .layers import weight_quant
 from .schedule import BitSchedule
 
 MAGIC = b"PDBVIZPK"
-PACKED_FORMAT_VERSION = 1
+PACKED_FORMAT_VERSION = 2
 _PREFIX = struct.Struct("<8sHI")
 _CRC = struct.Struct("<I")
 _DTYPES = {
@@ -72,52 +73,23 @@ def unpack_codes(buf: bytes, n: int, bits: int) -> np.ndarray:
     return (planes << np.arange(bits, dtype=np.uint8)).sum(axis=1, dtype=np.uint8)
 
 
-def _encode(wq: torch.Tensor, bits: int, mode: str) -> tuple[np.ndarray, float | None]:
-    if mode == "symmetric":
-        m = 2 ** (bits - 1) - 1
-        return (torch.round(wq * m).to(torch.int16) + m).to(torch.uint8).cpu().numpy(), None
-    if bits == 1:
-        return (wq >= 0).to(torch.uint8).cpu().numpy(), float(wq.abs().max())
-    n = 2**bits - 1
-    return torch.round((wq + 1) * (n / 2)).to(torch.uint8).cpu().numpy(), None
-
-
-def _decode(codes: np.ndarray, shape, bits: int, mode: str, scale: float | None) -> torch.Tensor:
-    q = torch.from_numpy(codes.astype(np.float32)).reshape(shape)
-    if mode == "symmetric":
-        m = float(2 ** (bits - 1) - 1)
-        return (q - m).div_(m)
-    if bits == 1:
-        s = torch.tensor(scale, dtype=torch.float32)
-        return torch.where(q > 0, s, -s)
-    return 2 * q.div_(float(2**bits - 1)) - 1
-
-
-def _latent(wq: torch.Tensor, bits: int, mode: str) -> torch.Tensor:
-    """A float weight that the layer's quantizer maps back onto ``wq``."""
-    if mode == "dorefa" and bits >= 2:
-        return torch.atanh(0.5 * wq)
-    latent = wq.clone()
-    if mode == "dorefa" and bits == 1:
-        # mean(|w|) of n copies of s can differ from s by rounding; nudge one
-        # element until the quantizer's own scale comes out as s again.
-        # A different element each round, so that rounding inside the sum cannot
-        # swallow the same correction twice.
-        s, flat = wq.abs().max(), latent.view(-1)
-        for i in range(64):
-            err = s - latent.abs().mean()
-            if err == 0:
-                break
-            j = i % flat.numel()
-            flat[j] = flat[j] + torch.sign(flat[j]) * err * flat.numel()
-    return latent
+def _quantized_entries(model: nn.Module) -> list[tuple]:
+    """``(entry, module, pname, WeightQuant)`` of each weight quantized below 32 bits."""
+    modules = dict(model.named_modules())
+    out = []
+    for entry in discover(model).entries:
+        path, pname = entry.owners[0]
+        wq = weight_quant(modules[path], pname)
+        if wq is not None and wq.weight_quantizer is not None:
+            out.append((entry, modules[path], pname, wq))
+    return out
 
 
 def save_packed(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` with each quantized weight bit-packed at its bit-width.
 
-    Everything else (biases, BatchNorm, float layers) is stored as raw bytes of
-    its dtype. The file is written atomically. Returns the path.
+    Everything else (biases, BatchNorm, float weights, buffers) is stored as
+    raw bytes of its dtype. The file is written atomically. Returns the path.
 
     Example:
         >>> q = quantize(nn.Sequential(nn.Linear(64, 10)), "2")
@@ -127,33 +99,45 @@ def save_packed(model: nn.Module, path: str | os.PathLike) -> Path:
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     path = Path(path)
     schedule = schedule_of(model)
-    state = model.state_dict()
-    coded = {}
-    for name, m in model.named_modules():
-        if name and is_quant_layer(m) and m.spec.w_bits != FULL_PRECISION:
-            coded[f"{name}.weight"] = m
-    entries, chunks, offset = [], [], 0
-    for key, tensor in state.items():
-        if key in coded:
-            spec = coded[key].spec
-            with torch.no_grad():
-                wq = WEIGHT_QUANTIZERS[spec.weight_mode](tensor.detach().float(), spec.w_bits)
-            codes, scale = _encode(wq, spec.w_bits, spec.weight_mode)
-            if not torch.equal(_decode(codes, wq.shape, spec.w_bits, spec.weight_mode, scale), wq.cpu()):
-                raise RuntimeError(f"internal error: codes of {key!r} do not reproduce its quantized weight")
-            blob = pack_codes(codes, spec.w_bits)
-            entry = {"name": key, "shape": list(tensor.shape), "bits": spec.w_bits, "mode": spec.weight_mode,
-                     "scale": scale}
-        else:
-            dtype = str(tensor.dtype).removeprefix("torch.")
-            if dtype not in _DTYPES:
-                raise TypeError(f"cannot store {key!r} of dtype {dtype}; supported: {sorted(_DTYPES)}")
-            blob = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-            entry = {"name": key, "shape": list(tensor.shape), "dtype": dtype}
+    entries, chunks, offset, stored = [], [], 0, set()
+
+    def add(entry: dict, blob: bytes) -> None:
+        nonlocal offset
         entry.update(offset=offset, nbytes=len(blob))
         entries.append(entry)
         chunks.append(blob)
         offset += len(blob)
+
+    with torch.no_grad():
+        for entry, module, pname, wq in _quantized_entries(model):
+            quantizer = wq.weight_quantizer
+            was_training = wq.training
+            wq.eval()
+            try:
+                values = getattr(module, pname).detach().float().cpu()
+            finally:
+                wq.train(was_training)
+            codes, scale = quantizer.encode(values)
+            if not torch.equal(quantizer.decode(codes, values.shape, scale), values):
+                raise RuntimeError(f"internal error: codes of {entry.name!r} do not reproduce its quantized weight")
+            plist = module.parametrizations[pname]
+            stored.update(id(t) for t in plist.parameters(recurse=False))
+            add({"name": entry.name, "owner": [*entry.owners[0]], "shape": list(values.shape),
+                 "bits": quantizer.bits, "mode": quantizer.name, "scale": scale}, pack_codes(codes, quantizer.bits))
+    names: dict[int, list[str]] = {}
+    tensors: dict[int, torch.Tensor] = {}
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in stored:
+            continue
+        names.setdefault(id(tensor), []).append(key)
+        tensors[id(tensor)] = tensor
+    for tid, keys in names.items():
+        tensor = tensors[tid].detach()
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        if dtype not in _DTYPES:
+            raise TypeError(f"cannot store {keys[0]!r} of dtype {dtype}; supported: {sorted(_DTYPES)}")
+        blob = tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        add({"name": keys[0], "aliases": keys[1:], "shape": list(tensor.shape), "dtype": dtype}, blob)
     header = {
         "pdbviz_version": __version__,
         "model": type(model).__name__,
@@ -217,37 +201,57 @@ def load_packed(path: str | os.PathLike, model: nn.Module) -> nn.Module:
     except ValueError as err:
         raise ValueError(f"{path} was written for another model: {err}") from None
     state = new.state_dict()
-    names = {e.get("name") for e in header["tensors"]}
-    missing = [k for k in state if k not in names]
+    quantized = {entry.name: (module, pname, wq) for entry, module, pname, wq in _quantized_entries(new)}
+    coded = {id(t) for module, pname, _ in quantized.values()
+             for t in module.parametrizations[pname].parameters(recurse=False)}
+    expected = {k for k, v in new.state_dict(keep_vars=True).items() if id(v) not in coded}
+    raw_names = {n for e in header["tensors"] if "dtype" in e for n in [e["name"], *e.get("aliases", [])]}
+    coded_names = {e["name"] for e in header["tensors"] if "bits" in e}
+    missing = sorted((expected - raw_names) | (set(quantized) - coded_names))
     if missing:
         raise ValueError(f"{path} was written for another model: it lacks {missing[:5]}")
-    modules = dict(new.named_modules())
     pins = []
     with torch.no_grad():
         for e in header["tensors"]:
-            key = e["name"]
-            if key not in state:
-                raise ValueError(f"{path} was written for another model: {type(model).__name__} has no {key!r}")
-            target, shape = state[key], tuple(e["shape"])
-            if tuple(target.shape) != shape:
-                raise ValueError(f"{path}: {key!r} has shape {shape} in the file and {tuple(target.shape)} in the model")
+            key, shape = e["name"], tuple(e["shape"])
             blob = payload[e["offset"]: e["offset"] + e["nbytes"]]
             n = int(np.prod(shape, dtype=np.int64))
             if "bits" in e:
-                bits, mode = e["bits"], e["mode"]
+                if key not in quantized:
+                    raise ValueError(f"{path} was written for another model: {type(model).__name__} has no "
+                                     f"quantized weight {key!r}")
+                module, pname, wq = quantized[key]
+                quantizer, bits = wq.weight_quantizer, e["bits"]
+                if (quantizer.name, quantizer.bits) != (e["mode"], bits):
+                    raise PackedFormatError(f"{path}: {key!r} is {e['mode']} at {bits} bits in the tensor table "
+                                            f"but {quantizer.name} at {quantizer.bits} in the schedule")
                 if len(blob) != (n * bits + 7) // 8:
                     raise PackedFormatError(f"{path}: {key!r} holds {len(blob)} bytes, expected {(n * bits + 7) // 8}")
-                wq = _decode(unpack_codes(blob, n, bits), shape, bits, mode, e.get("scale"))
-                target.copy_(_latent(wq, bits, mode))
-                pins.append((modules[key.rsplit(".", 1)[0]], wq))
-            else:
-                dtype = _DTYPES.get(e.get("dtype"))
-                if dtype is None:
-                    raise PackedFormatError(f"{path}: {key!r} has unsupported dtype {e.get('dtype')!r}")
-                if len(blob) != n * torch.empty((), dtype=dtype).element_size():
-                    raise PackedFormatError(f"{path}: {key!r} holds {len(blob)} bytes, expected {n} values")
-                target.copy_(torch.frombuffer(bytearray(blob), dtype=dtype).reshape(shape))
+                values = quantizer.decode(unpack_codes(blob, n, bits), shape, e.get("scale"))
+                plist = module.parametrizations[pname]
+                if tuple(values.shape) != tuple(getattr(module, pname).shape):
+                    raise ValueError(f"{path}: {key!r} has shape {shape} in the file and "
+                                     f"{tuple(getattr(module, pname).shape)} in the model")
+                plist.right_inverse(quantizer.latent(values).to(plist.original.dtype if hasattr(plist, "original")
+                                                                else values.dtype))
+                pins.append((wq, plist, values))
+                continue
+            dtype = _DTYPES.get(e.get("dtype"))
+            if dtype is None:
+                raise PackedFormatError(f"{path}: {key!r} has unsupported dtype {e.get('dtype')!r}")
+            if len(blob) != n * torch.empty((), dtype=dtype).element_size():
+                raise PackedFormatError(f"{path}: {key!r} holds {len(blob)} bytes, expected {n} values")
+            value = torch.frombuffer(bytearray(blob), dtype=dtype).reshape(shape)
+            for name in (key, *e.get("aliases", [])):
+                if name not in state:
+                    raise ValueError(f"{path} was written for another model: {type(model).__name__} has no {name!r}")
+                if tuple(state[name].shape) != shape:
+                    raise ValueError(f"{path}: {name!r} has shape {shape} in the file and "
+                                     f"{tuple(state[name].shape)} in the model")
+                state[name].copy_(value)
     new.eval()
-    for layer, wq in pins:
-        layer._pin_quantized_weight(wq)
+    for wq, plist, values in pins:
+        if hasattr(plist, "original") and len(plist) == 1:
+            wq.pin(plist.original, values)
     return new
+

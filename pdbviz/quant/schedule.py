@@ -1,18 +1,30 @@
-"""Bit-width specifications for one layer (BitSpec) and a whole model (BitSchedule).
+"""Bit-width specifications for one weight (BitSpec) and a whole model (BitSchedule).
 
 One-line form (``BitSchedule.from_string`` / ``to_string``)::
 
-    [MODE ":"] WEIGHTS ["/" ACTIVATIONS]
+    [WMODE ":"] WEIGHTS ["/" [AMODE ":"] INPUTS]
 
-    WEIGHTS, ACTIVATIONS :=  "4"            every layer 4 bits
-                          |  "8-4-2-1"      per layer in forward order, the last value
-                                            held for the remaining layers
-                          |  "8,6,4,2,2,1"  exactly one value per layer
-    MODE                 :=  "dorefa" (default) | "symmetric"
+    WEIGHTS, INPUTS :=  "4"            every layer 4 bits
+                     |  "8-4-2-1"      one value per *stage* in forward order, the last
+                                       value held for the remaining stages
+                     |  "8,6,4,2,2,1"  exactly one value per layer
+    WMODE           :=  a registered weight mode: "dorefa" (default), "symmetric", ...
+    AMODE           :=  a registered input mode: "dorefa" (default), ...
 
 Each value is an integer in 1..8, or 32 for full precision. Without the
-``/ACTIVATIONS`` part, activations stay at full precision. Examples:
-``"8-4-2-1"``, ``"4/4"`` (W4A4), ``"32-1/8"``, ``"symmetric:2"`` (ternary).
+``/INPUTS`` part, layer inputs stay at full precision. Examples: ``"8-4-2-1"``,
+``"4/4"`` (W4A4), ``"32-1/8"``, ``"symmetric:2"`` (ternary).
+
+*Stages*: a model's ``pdbviz_info.stages`` (zoo models declare theirs;
+torchvision ResNets are recognised: stem, ``layer1`` .. ``layer4``, ``fc``) group
+its layers; every other model has one stage per layer. So ``"8-4-2-1"`` on
+resnet18 gives the stem 8 bits, ``layer1`` 4, ``layer2`` 2 and the rest 1, the
+thesis's 8-4-2-1 network; ``per="layer"`` gives one value per layer instead.
+More values than stages (or layers) is an error that says how many there are.
+
+Given a model, the schedule follows what the model can compute: the network's
+own input (the first layer's) and the inputs of weights used outside their
+module's forward (``discover``) stay at 32 bits whatever the string says.
 """
 
 from __future__ import annotations
@@ -24,40 +36,45 @@ from typing import Any
 
 from torch import nn
 
-from .discovery import quantizable_layers
-from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS, check_bits
+from .discovery import discover
+from .protocol import model_info, stage_indices
+from .quantizers import (ACTIVATION_QUANTIZERS, FULL_PRECISION, WEIGHT_QUANTIZERS, activation_quantizer, check_bits,
+                         weight_quantizer)
 
-SCHEDULE_FORMAT_VERSION = 1
-WEIGHT_MODES = tuple(WEIGHT_QUANTIZERS)
+SCHEDULE_FORMAT_VERSION = 2
 _TOKEN = re.compile(r"^\d+$")
+PER = ("auto", "stage", "layer")
 
 
 @dataclass(frozen=True)
 class BitSpec:
-    """Bit-widths of one layer.
+    """Bit-widths of one weight and of its input.
 
     Args:
         w_bits: weight bits, 1..8 or 32 (``None`` = 32, full precision).
-        a_bits: bits of the layer's *input* activations, 1..8 or 32 (``None`` = 32).
-            The network's own input is never quantized: ``quantize`` keeps the
-            first layer's input at full precision whatever this says.
-        weight_mode: ``"dorefa"`` (2^k levels) or ``"symmetric"`` (2^k - 1 levels
-            with an exact zero; needs ``w_bits >= 2``).
+        a_bits: bits of the weight's *input* (its layer's input activations),
+            1..8 or 32 (``None`` = 32). The network's own input is never
+            quantized: ``quantize`` keeps the first layer's input at full
+            precision whatever this says.
+        weight_mode: a registered weight quantizer (``WEIGHT_QUANTIZERS``):
+            ``"dorefa"`` (2^k levels), ``"symmetric"`` (2^k - 1 levels with an
+            exact zero; needs ``w_bits >= 2``)...
+        act_mode: a registered input quantizer (``ACTIVATION_QUANTIZERS``).
 
     Example:
         >>> BitSpec(4, 8)
-        BitSpec(w_bits=4, a_bits=8, weight_mode='dorefa')
+        BitSpec(w_bits=4, a_bits=8, weight_mode='dorefa', act_mode='dorefa')
     """
 
     w_bits: int = FULL_PRECISION
     a_bits: int = FULL_PRECISION
     weight_mode: str = "dorefa"
+    act_mode: str = "dorefa"
 
     def __post_init__(self) -> None:
-        if self.weight_mode not in WEIGHT_MODES:
-            raise ValueError(f"weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
-        minimum = 2 if self.weight_mode == "symmetric" else 1
-        object.__setattr__(self, "w_bits", check_bits(self.w_bits, "w_bits", minimum=minimum))
+        cls = weight_quantizer(self.weight_mode)
+        activation_quantizer(self.act_mode)
+        object.__setattr__(self, "w_bits", check_bits(self.w_bits, "w_bits", minimum=cls.min_bits))
         object.__setattr__(self, "a_bits", check_bits(self.a_bits, "a_bits"))
 
     @property
@@ -69,10 +86,10 @@ class BitSpec:
         return asdict(self)
 
 
-def _layer_names(layers) -> list[str]:
-    """Accept a model or a sequence of layer names; return the names."""
+def _target(layers) -> tuple[list[str], nn.Module | None]:
+    """Accept a model or a sequence of layer names; return the names (and the model, if given)."""
     if isinstance(layers, nn.Module):
-        return quantizable_layers(layers)
+        return discover(layers).names, layers
     if isinstance(layers, str) or not isinstance(layers, Iterable):
         raise TypeError(
             f"layers must be a torch model or a list of layer names, got {type(layers).__name__}"
@@ -86,7 +103,34 @@ def _layer_names(layers) -> list[str]:
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"layers names a layer more than once: {dup}")
-    return names
+    return names, None
+
+
+def _layer_names(layers) -> list[str]:
+    return _target(layers)[0]
+
+
+def input_bits_allowed(model: nn.Module) -> dict[str, bool]:
+    """For each quantizable weight of ``model``: can its input be quantized?
+
+    False for the first weight in forward order (the network's own input stays
+    float) and for weights whose input pdbviz cannot reach (see
+    ``WeightEntry.input_note``).
+    """
+    layout = discover(model)
+    return {e.name: i > 0 and e.input_quantizable for i, e in enumerate(layout.entries)}
+
+
+def _groups(model: nn.Module | None, names: list[str], per: str, groups) -> list[int] | None:
+    if groups is not None:
+        return list(groups)
+    if per not in PER:
+        raise ValueError(f"per must be one of {PER}, got {per!r}")
+    if per == "layer" or model is None:
+        return None
+    if per == "auto" and not model_info(model).stages:
+        return None
+    return stage_indices(model, names)
 
 
 def _halving(n: int, start: int, end: int, groups: Sequence[int] | None) -> list[int]:
@@ -186,16 +230,18 @@ class BitSchedule(Mapping[str, BitSpec]):
 
     # -- constructors -----------------------------------------------------
     @classmethod
-    def from_list(
-        cls, layers, w_bits: Sequence[int | None], a_bits=None, weight_mode: str = "dorefa"
-    ) -> "BitSchedule":
+    def from_list(cls, layers, w_bits: Sequence[int | None], a_bits=None, weight_mode: str = "dorefa",
+                  act_mode: str = "dorefa") -> "BitSchedule":
         """One weight bit-width per layer; ``a_bits`` is one value for all layers or a list.
+
+        Given a model, inputs that cannot be quantized (the network's own input,
+        weights used outside their module) get 32 bits.
 
         Example:
             >>> BitSchedule.from_list(["a", "b"], [8, 2]).w_bits
             [8, 2]
         """
-        names = _layer_names(layers)
+        names, model = _target(layers)
         w = list(w_bits)
         if len(w) != len(names):
             raise ValueError(f"w_bits has {len(w)} values for {len(names)} layers {names}; give one per layer")
@@ -205,30 +251,36 @@ class BitSchedule(Mapping[str, BitSpec]):
             a = list(a_bits)
             if len(a) != len(names):
                 raise ValueError(f"a_bits has {len(a)} values for {len(names)} layers; give one per layer or one value")
-        return cls((n, BitSpec(wb, ab, weight_mode)) for n, wb, ab in zip(names, w, a))
+        if model is not None:
+            allowed = input_bits_allowed(model)
+            a = [ab if allowed[n] else None for n, ab in zip(names, a)]
+        return cls((n, BitSpec(wb, ab, weight_mode, act_mode)) for n, wb, ab in zip(names, w, a))
 
     @classmethod
-    def uniform(cls, layers, w_bits: int | None, a_bits: int | None = None, weight_mode: str = "dorefa") -> "BitSchedule":
-        """Every layer at ``w_bits``; activations at ``a_bits`` (``None``: full precision).
+    def uniform(cls, layers, w_bits: int | None, a_bits: int | None = None, weight_mode: str = "dorefa",
+                act_mode: str = "dorefa") -> "BitSchedule":
+        """Every layer at ``w_bits``; inputs at ``a_bits`` (``None``: full precision).
 
         Example:
             >>> BitSchedule.uniform(["a", "b"], 4, 4).to_string()
             '4/4'
         """
-        names = _layer_names(layers)
-        return cls.from_list(names, [w_bits] * len(names), a_bits, weight_mode)
+        names, model = _target(layers)
+        return cls.from_list(model if model is not None else names, [w_bits] * len(names), a_bits, weight_mode,
+                             act_mode)
 
     @classmethod
     def decreasing(
         cls, layers, start: int = 8, end: int = 1, kind: str = "halving", a_bits=None,
-        groups: Sequence[int] | None = None, weight_mode: str = "dorefa",
+        groups: Sequence[int] | None = None, weight_mode: str = "dorefa", per: str = "auto",
     ) -> "BitSchedule":
         """Bit-widths that decrease with depth, the paper's proposal.
 
-        ``kind="halving"``: ``start`` for the first layer, halved at each following
-        layer (or at each change of ``groups``, e.g. a residual stage index per
-        layer), never below ``end``: 8-4-2-1-1-...
-        ``kind="linear"``: rounded linear interpolation from ``start`` to ``end``.
+        ``kind="halving"``: ``start`` for the first stage, halved at each
+        following stage, never below ``end``: 8-4-2-1-1-... Stages are the
+        model's (see the module docstring), ``groups`` (a stage index per layer)
+        or one per layer (``per="layer"``).
+        ``kind="linear"``: rounded linear interpolation from ``start`` to ``end`` over the layers.
 
         Example:
             >>> BitSchedule.decreasing(list("abcde")).w_bits
@@ -236,17 +288,18 @@ class BitSchedule(Mapping[str, BitSpec]):
             >>> BitSchedule.decreasing(list("abcd"), kind="linear").w_bits
             [8, 6, 3, 1]
         """
-        names = _layer_names(layers)
+        names, model = _target(layers)
         start, end = check_bits(start, "start", allow_float=False), check_bits(end, "end", allow_float=False)
         if start < end:
             raise ValueError(f"a decreasing schedule needs start >= end, got start={start}, end={end}")
-        bits = cls._ramp(len(names), start, end, kind, groups)
-        return cls.from_list(names, bits, a_bits, weight_mode)
+        grp = _groups(model, names, per, groups) if kind == "halving" else groups
+        bits = cls._ramp(len(names), start, end, kind, grp)
+        return cls.from_list(model if model is not None else names, bits, a_bits, weight_mode)
 
     @classmethod
     def increasing(
         cls, layers, start: int = 1, end: int = 8, kind: str = "halving", a_bits=None,
-        groups: Sequence[int] | None = None, weight_mode: str = "dorefa",
+        groups: Sequence[int] | None = None, weight_mode: str = "dorefa", per: str = "auto",
     ) -> "BitSchedule":
         """The control experiment: the mirror image of ``decreasing``.
 
@@ -254,13 +307,14 @@ class BitSchedule(Mapping[str, BitSpec]):
             >>> BitSchedule.increasing(list("abcde")).w_bits
             [1, 1, 2, 4, 8]
         """
-        names = _layer_names(layers)
+        names, model = _target(layers)
         start, end = check_bits(start, "start", allow_float=False), check_bits(end, "end", allow_float=False)
         if start > end:
             raise ValueError(f"an increasing schedule needs start <= end, got start={start}, end={end}")
-        rev_groups = None if groups is None else list(groups)[::-1]
+        grp = _groups(model, names, per, groups) if kind == "halving" else groups
+        rev_groups = None if grp is None else list(grp)[::-1]
         bits = cls._ramp(len(names), end, start, kind, rev_groups)[::-1]
-        return cls.from_list(names, bits, a_bits, weight_mode)
+        return cls.from_list(model if model is not None else names, bits, a_bits, weight_mode)
 
     @staticmethod
     def _ramp(n: int, high: int, low: int, kind: str, groups) -> list[int]:
@@ -274,8 +328,15 @@ class BitSchedule(Mapping[str, BitSpec]):
 
     # -- one-line form ----------------------------------------------------
     @classmethod
-    def from_string(cls, text: str, layers) -> "BitSchedule":
+    def from_string(cls, text: str, layers, per: str = "auto", groups: Sequence[int] | None = None) -> "BitSchedule":
         """Parse the one-line form described in the module docstring.
+
+        Args:
+            text: e.g. ``"8-4-2-1"``, ``"4/4"``, ``"symmetric:2"``.
+            layers: the model (stages and input rules apply) or its layer names.
+            per: what the values of a dash form are for: ``"auto"`` (the model's
+                stages when it has them, else layers), ``"stage"`` or ``"layer"``.
+            groups: a stage index per layer, overriding the model's stages.
 
         Example:
             >>> BitSchedule.from_string("8-4/8", ["a", "b", "c"]).a_bits
@@ -283,32 +344,55 @@ class BitSchedule(Mapping[str, BitSpec]):
         """
         if not isinstance(text, str):
             raise TypeError(f"schedule text must be a str, got {type(text).__name__}")
-        names = _layer_names(layers)
-        body, mode = text.strip(), "dorefa"
-        if ":" in body:
-            mode, body = (p.strip() for p in body.split(":", 1))
-            if mode not in WEIGHT_MODES:
-                raise ValueError(f"unknown weight mode {mode!r} in {text!r}; allowed: {WEIGHT_MODES}")
-        parts = body.split("/")
+        names, model = _target(layers)
+        grp = _groups(model, names, per, groups)
+        parts = text.strip().split("/")
         if len(parts) > 2:
-            raise ValueError(f"cannot parse schedule {text!r}: expected WEIGHTS or WEIGHTS/ACTIVATIONS, found {len(parts) - 1} '/'")
-        w = _expand(parts[0], len(names), text, "weight")
-        a = _expand(parts[1], len(names), text, "activation") if len(parts) == 2 else [None] * len(names)
+            raise ValueError(f"cannot parse schedule {text!r}: expected WEIGHTS or WEIGHTS/INPUTS, "
+                             f"found {len(parts) - 1} '/'")
+        w_mode, w_part = _mode(parts[0], WEIGHT_QUANTIZERS, text, "weight")
+        w = _expand(w_part, names, grp, text, "weight")
+        if len(parts) == 2:
+            a_mode, a_part = _mode(parts[1], ACTIVATION_QUANTIZERS, text, "input")
+            a = _expand(a_part, names, grp, text, "input")
+        else:
+            a_mode, a = "dorefa", [None] * len(names)
         try:
-            return cls.from_list(names, w, a, mode)
+            return cls.from_list(model if model is not None else names, w, a, w_mode, a_mode)
         except ValueError as err:
             raise ValueError(f"in schedule {text!r}: {err}") from None
 
-    def to_string(self) -> str:
-        """The shortest one-line form; ``from_string(s.to_string(), s.layers) == s``."""
-        modes = {s.weight_mode for s in self._specs.values()}
-        if len(modes) > 1:
-            raise ValueError("this schedule mixes weight modes; use to_dict() to share it")
-        mode = modes.pop()
-        text = _compress(self.w_bits)
+    def to_string(self, model: nn.Module | None = None) -> str:
+        """The shortest one-line form.
+
+        Without ``model`` the dash form has one value per layer, so
+        ``from_string(s.to_string(), s.layers) == s``. With the model the
+        schedule was made for, values are given per stage where the model has
+        stages (a comma list where a stage mixes bit-widths), so that
+        ``from_string(s.to_string(model), model) == s``.
+        """
+        w_modes = {s.weight_mode for s in self._specs.values()}
+        a_modes = {s.act_mode for s in self._specs.values() if s.a_bits != FULL_PRECISION}
+        if len(w_modes) > 1 or len(a_modes) > 1:
+            raise ValueError("this schedule mixes weight or input modes; use to_dict() to share it")
+        w_mode, a_mode = w_modes.pop(), (a_modes.pop() if a_modes else "dorefa")
+        groups = _groups(model, self.layers, "auto", None) if model is not None else None
+        text = _compress(self.w_bits, groups)
+        if w_mode != "dorefa":
+            text = f"{w_mode}:{text}"
         if any(b != FULL_PRECISION for b in self.a_bits):
-            text += "/" + _compress(self.a_bits)
-        return text if mode == "dorefa" else f"{mode}:{text}"
+            a_bits = self.a_bits
+            if model is not None:  # inputs that must stay float take their neighbours' value in the string
+                allowed = input_bits_allowed(model)
+                fill = {}
+                for g, b, n in zip(groups or range(len(a_bits)), a_bits, self.layers):
+                    if allowed.get(n):
+                        fill.setdefault(g, b)
+                last = next((b for b, n in zip(a_bits, self.layers) if allowed.get(n)), FULL_PRECISION)
+                a_bits = [b if allowed.get(n) else fill.get(g, last)
+                          for g, b, n in zip(groups or range(len(a_bits)), a_bits, self.layers)]
+            text += "/" + ("" if a_mode == "dorefa" else f"{a_mode}:") + _compress(a_bits, groups)
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form with a format version."""
@@ -319,46 +403,85 @@ class BitSchedule(Mapping[str, BitSpec]):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BitSchedule":
+        """Read what ``to_dict`` wrote (format versions 1 and 2)."""
         if not isinstance(data, Mapping) or "layers" not in data:
             raise ValueError("schedule data must be a mapping with 'format_version' and 'layers'")
         version = data.get("format_version")
-        if version != SCHEDULE_FORMAT_VERSION:
+        if version not in (1, SCHEDULE_FORMAT_VERSION):
             raise ValueError(
-                f"unsupported schedule format_version {version!r}; this pdbviz reads version {SCHEDULE_FORMAT_VERSION}"
+                f"unsupported schedule format_version {version!r}; this pdbviz reads versions 1 and "
+                f"{SCHEDULE_FORMAT_VERSION}"
             )
         items = []
         for entry in data["layers"]:
             entry = dict(entry)
             name = entry.pop("name", None)
-            unknown = set(entry) - {"w_bits", "a_bits", "weight_mode"}
+            unknown = set(entry) - {"w_bits", "a_bits", "weight_mode", "act_mode"}
             if unknown:
-                raise ValueError(f"unknown keys {sorted(unknown)} for layer {name!r}; allowed: w_bits, a_bits, weight_mode")
+                raise ValueError(f"unknown keys {sorted(unknown)} for layer {name!r}; allowed: w_bits, a_bits, "
+                                 "weight_mode, act_mode")
             items.append((name, BitSpec(**entry)))
         return cls(items)
 
 
-def _expand(part: str, n: int, text: str, what: str) -> list[int]:
+def _mode(part: str, registry: Mapping, text: str, what: str) -> tuple[str, str]:
+    part = part.strip()
+    if ":" not in part:
+        return "dorefa", part
+    mode, body = (p.strip() for p in part.split(":", 1))
+    if mode not in registry:
+        raise ValueError(f"unknown {what} mode {mode!r} in {text!r}; allowed: {tuple(registry)}")
+    return mode, body
+
+
+def _expand(part: str, names: list[str], groups: list[int] | None, text: str, what: str) -> list[int]:
+    """Values of a dash form per stage (or layer), of a comma form per layer, as one value per layer."""
     part = part.strip()
     if not part:
         raise ValueError(f"cannot parse schedule {text!r}: the {what} bits are empty")
     has_dash, has_comma = "-" in part, "," in part
     if has_dash and has_comma:
-        raise ValueError(f"cannot parse {part!r} in {text!r}: use either '-' (last value held) or ',' (one value per layer), not both")
+        raise ValueError(f"cannot parse {part!r} in {text!r}: use either '-' (last value held) or ',' (one value per "
+                         "layer), not both")
     tokens = [t.strip() for t in part.split("," if has_comma else "-")]
     values = []
     for tok in tokens:
         if not _TOKEN.match(tok):
             raise ValueError(f"cannot parse {what} bit-width token {tok!r} in {text!r}: expected an integer in 1..8 or 32")
         values.append(check_bits(int(tok), f"{what} bit-width {tok!r} in {text!r}"))
-    if has_comma and len(values) != n:
-        raise ValueError(f"{text!r} gives {len(values)} comma-separated {what} values for {n} layers; give exactly {n} or use '-'")
-    if len(values) > n:
-        raise ValueError(f"{text!r} gives {len(values)} {what} values for only {n} layers")
-    return values + [values[-1]] * (n - len(values))
+    n = len(names)
+    if has_comma:
+        if len(values) != n:
+            raise ValueError(f"{text!r} gives {len(values)} comma-separated {what} values for {n} layers; give "
+                             f"exactly {n} or use '-'")
+        return values
+    stage_of = list(range(n)) if groups is None else _renumber(groups)
+    n_units, unit = max(stage_of) + 1, ("stages" if groups is not None else "layers")
+    if len(values) > n_units:
+        raise ValueError(f"{text!r} gives {len(values)} {what} values for only {n_units} {unit}"
+                         + (f" ({n} layers; a comma-separated list gives one value per layer)" if groups else ""))
+    values = values + [values[-1]] * (n_units - len(values))
+    return [values[s] for s in stage_of]
 
 
-def _compress(values: list[int]) -> str:
-    """Shortest dash form: drop the tail that repeats the last kept value."""
+def _renumber(groups: Sequence[int]) -> list[int]:
+    """Stage indices 0, 1, 2... in order of first appearance."""
+    ids: dict = {}
+    return [ids.setdefault(g, len(ids)) for g in groups]
+
+
+def _compress(values: list[int], groups: Sequence[int] | None = None) -> str:
+    """Shortest dash form (per stage when ``groups`` is given): drop the tail that repeats the last kept value.
+
+    A stage whose layers differ gets the comma form, one value per layer.
+    """
+    if groups is not None:
+        stage_of, per_stage = _renumber(groups), {}
+        for s, v in zip(stage_of, values):
+            per_stage.setdefault(s, set()).add(v)
+        if any(len(v) > 1 for v in per_stage.values()):
+            return ",".join(str(v) for v in values)
+        values = [next(iter(per_stage[s])) for s in range(len(per_stage))]
     k = len(values)
     while k > 1 and values[k - 1] == values[k - 2]:
         k -= 1

@@ -4,6 +4,9 @@ Each Function computes a non-differentiable forward pass (rounding, sign,
 clipped rounding) and replaces its gradient with the identity, as in
 Bengio et al. (2013), "Estimating or propagating gradients through stochastic
 neurons", and DoReFa-Net (Zhou et al., 2016, arXiv 1606.06160).
+
+The backward passes use no in-place indexing and no data-dependent Python
+branches, so that ``torch.compile`` can trace a training step through them.
 """
 
 from __future__ import annotations
@@ -68,7 +71,9 @@ class DoReFaWeightSTE(torch.autograd.Function):
     gradient of ``2 (t / (2m) + 1/2) - 1`` (``round`` straight-through),
     including the path through ``m``, written out instead of recorded op by op:
     ``dL/dt = g / m``, plus ``-sum(g t) / m^2 * sign(t_j)`` at the arg-max
-    ``j``; then ``dL/dw = dL/dt (1 - t^2)``.
+    ``j``; then ``dL/dw = dL/dt (1 - t^2)``. For an all-zero tensor (``m``
+    below ``eps``) there is no scale to differentiate and the gradient passes
+    straight through ``tanh``.
     """
 
     @staticmethod
@@ -85,12 +90,13 @@ class DoReFaWeightSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         t, m, j, peak = ctx.saved_tensors
-        if peak < ctx.eps:  # an all-zero tensor: no scale to differentiate, pass the gradient straight
-            return grad * (1 - t * t), None, None
-        g_t = grad / m
-        g_m = -(grad * t).sum() / (m * m)
-        flat = g_t.view(-1)
-        flat[j] += g_m * torch.sign(t.reshape(-1)[j])
+        scaled = peak >= ctx.eps
+        inv_m = torch.where(scaled, 1 / m, torch.ones_like(m))
+        g_t = grad * inv_m
+        g_m = torch.where(scaled, -(grad * t).sum() * inv_m * inv_m, torch.zeros_like(m))
+        t_flat, index = t.reshape(-1), j.reshape(1)
+        at_peak = torch.zeros_like(t_flat).scatter(0, index, g_m * torch.sign(t_flat.gather(0, index)))
+        g_t = g_t + at_peak.reshape(t.shape)
         return g_t * (1 - t * t), None, None
 
 

@@ -7,11 +7,15 @@ import time
 
 import pandas as pd
 
-from ..quant import BitSchedule, memory_report, memory_summary, quantizable_layers
+from ..data import load_dataset
+from ..models import build_model
+from ..quant import ALLOWED_BITS, BitSchedule, input_bits_allowed, memory_report, memory_summary, quantizable_layers
+from ..quant.presets import PRESETS
 from ._common import ErrorArea, Worker, _widgets, kib
 
-BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
-PRESETS = ("uniform k", "8-4-2-1 (halving)", "linear 8→1", "increasing 1→8", "separability-allocated")
+#: the preset menu: (label, entry); "uniform" and "alloc" take the k and budget sliders
+PRESET_MENU = (("uniform k-bit", "uniform"), *((PRESETS[k].label, k) for k in ("halving", "linear", "increasing")),
+               ("separability-allocated", "alloc"))
 
 
 class BitAllocator:
@@ -32,16 +36,10 @@ class BitAllocator:
     """
 
     def __init__(self, model="lenet", data="digits", epochs: int = 3, lr: float = 1e-3, float_epochs: int = 15,
-                 seed: int = 0):
-        w = _widgets()
-        import plotly.graph_objects as go
-
-        from .. import plot
-        from ..data import load_dataset
-        from ..models import build_model
-
+                 seed: int = 0, batch_size: int = 64, float_lr: float = 3e-3):
         self.data = load_dataset(data) if isinstance(data, str) else data
         self.epochs, self.lr, self.float_epochs, self.seed = epochs, lr, float_epochs, seed
+        self.batch_size, self.float_lr = batch_size, float_lr
         if isinstance(model, str):
             self.model = build_model(model, self.data.input_shape, self.data.num_classes, seed=seed)
             self._needs_training = True
@@ -57,16 +55,28 @@ class BitAllocator:
         self._profile = None
         self._setting = False
         self.last_readout_ms = float("nan")
+        self._build_controls()
+        self._build_figures()
+        self._connect()
+        self.widget = self._layout()
+        self.set_schedule(BitSchedule.decreasing(self.model))
+        if self._needs_training:
+            self._train_float()
+        else:
+            self._float_ready()
 
+    def _build_controls(self) -> None:
+        w = _widgets()
         style = {"description_width": "110px"}
-        self.w_sliders = {n: w.SelectionSlider(options=BITS, value=8, description=n, style=style,
+        inputs = input_bits_allowed(self.model)
+        self.w_sliders = {n: w.SelectionSlider(options=ALLOWED_BITS, value=8, description=n, style=style,
                                                continuous_update=True, layout=w.Layout(width="360px"))
                           for n in self.layers}
-        self.a_sliders = {n: w.SelectionSlider(options=BITS, value=32, description="input bits", style=style,
+        self.a_sliders = {n: w.SelectionSlider(options=ALLOWED_BITS, value=32, description="input bits", style=style,
                                                continuous_update=True, layout=w.Layout(width="300px"),
-                                               disabled=(i == 0))
-                          for i, n in enumerate(self.layers)}
-        self.preset = w.Dropdown(options=PRESETS, value="8-4-2-1 (halving)", description="preset")
+                                               disabled=not inputs[n])
+                          for n in self.layers}
+        self.preset = w.Dropdown(options=PRESET_MENU, value="halving", description="preset")
         wide = {"description_width": "initial"}
         self.k = w.IntSlider(value=2, min=1, max=8, description="k (uniform)", style=wide)
         self.budget = w.FloatSlider(value=1.5, min=1.0, max=8.0, step=0.1, description="budget (avg bits)", style=wide)
@@ -80,6 +90,11 @@ class BitAllocator:
         self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="260px"))
         self.status = w.HTML()
         self.history_table = w.HTML("<i>no runs yet: press Train</i>")
+
+    def _build_figures(self) -> None:
+        import plotly.graph_objects as go
+
+        from .. import plot
 
         self.curve = go.FigureWidget(layout={"title": "live training", "width": 460, "height": 300,
                                              "template": "simple_white", "xaxis_title": "batch",
@@ -98,8 +113,9 @@ class BitAllocator:
                                           textposition="top center",
                                           marker={"size": 11, "color": plot.OKABE_ITO[2]},
                                           hovertemplate="%{customdata}: %{y:.2f}% at %{x:.2f} KiB<extra></extra>"))
-        self.scatter.data[0].on_click(self.errors.guard(self._on_click, "point"))
 
+    def _connect(self) -> None:
+        self.scatter.data[0].on_click(self.errors.guard(self._on_click, "point"))
         on_change = self.errors.guard(lambda _c: self._sliders_changed(), "sliders")
         for s in list(self.w_sliders.values()) + list(self.a_sliders.values()):
             s.observe(on_change, names="value")
@@ -109,8 +125,10 @@ class BitAllocator:
         self.train_button.on_click(self.errors.guard(lambda _b: self.train(), "train"))
         self.stop_button.on_click(lambda _b: self.stop_event.set())
 
+    def _layout(self):
+        w = _widgets()
         rows = [w.HBox([self.w_sliders[n], self.a_sliders[n]]) for n in self.layers]
-        self.widget = w.VBox([
+        return w.VBox([
             w.HTML(f"<b>{type(self.model).__name__}</b> on <b>{self.data.name}</b>: weight bits per layer "
                    "(forward order) and the bits of each layer's input"),
             *rows,
@@ -120,28 +138,23 @@ class BitAllocator:
             w.HBox([self.curve, self.scatter]),
             self.history_table, self.errors.widget,
         ])
-        self.set_schedule(BitSchedule.decreasing(self.layers))
-        if self._needs_training:
-            self._train_float()
-        else:
-            self._float_ready()
 
     # -- schedule <-> sliders ----------------------------------------------
     def schedule(self) -> BitSchedule:
         """The schedule the sliders show."""
-        return BitSchedule.from_list(self.layers, [self.w_sliders[n].value for n in self.layers],
+        return BitSchedule.from_list(self.model, [self.w_sliders[n].value for n in self.layers],
                                      [self.a_sliders[n].value for n in self.layers])
 
     def set_schedule(self, schedule: BitSchedule | str) -> None:
         """Move the sliders to ``schedule`` (a BitSchedule or its one-line string)."""
         if isinstance(schedule, str):
-            schedule = BitSchedule.from_string(schedule, self.layers)
+            schedule = BitSchedule.from_string(schedule, self.model)
         self._setting = True
         try:
             for n in self.layers:
                 spec = schedule[n]
                 self.w_sliders[n].value = spec.w_bits
-                self.a_sliders[n].value = 32 if n == self.layers[0] else spec.a_bits
+                self.a_sliders[n].value = spec.a_bits if not self.a_sliders[n].disabled else 32
         finally:
             self._setting = False
         self._sliders_changed()
@@ -153,7 +166,7 @@ class BitAllocator:
         sched = self.schedule()
         report = memory_report(self.model, sched)
         table, s = report.table, report.summary
-        text = sched.to_string()
+        text = sched.to_string(self.model)
         if self.config.value != text:
             self._setting = True
             try:
@@ -169,23 +182,17 @@ class BitAllocator:
 
     def apply_preset(self) -> None:
         """Set the sliders from the preset menu (and the k / budget sliders)."""
-        p = self.preset.value
-        groups = getattr(self.model, "layer_groups", None)
-        if p == "uniform k":
-            sched = BitSchedule.uniform(self.layers, self.k.value)
-        elif p == "8-4-2-1 (halving)":
-            sched = BitSchedule.decreasing(self.layers, groups=groups)
-        elif p == "linear 8→1":
-            sched = BitSchedule.decreasing(self.layers, kind="linear")
-        elif p == "increasing 1→8":
-            sched = BitSchedule.increasing(self.layers, groups=groups)
-        else:
-            from ..analysis import allocate_bits, separability_profile
+        from ..analysis import separability_profile
+        from ..experiment import resolve_schedule
 
+        entry = self.preset.value
+        if entry == "uniform":
+            entry = str(self.k.value)
+        elif entry == "alloc":
+            entry = f"alloc:{self.budget.value:g}"
             if self._profile is None:
                 self._profile = separability_profile(self.model, self.data, metrics=("fisher",), seed=self.seed)
-            sched = allocate_bits(self._profile, self.model, float(self.budget.value))
-        self.set_schedule(sched)
+        self.set_schedule(resolve_schedule(entry, self.model, self._profile).schedule)
 
     def _on_click(self, trace, points, state) -> None:
         if points.point_inds:
@@ -206,12 +213,13 @@ class BitAllocator:
         self.status.value = "training the float model…"
 
         def job():
-            fit(self.model, self.data, epochs=self.float_epochs, lr=3e-3, seed=self.seed, progress=False)
+            fit(self.model, self.data, epochs=self.float_epochs, lr=self.float_lr, seed=self.seed,
+                batch_size=self.batch_size, progress=False)
 
         self.worker.start(job, "float training", on_done=self._float_ready)
 
     def _float_ready(self) -> None:
-        from ..train import evaluate
+        from ..inference import evaluate
 
         self.float_accuracy = 100 * evaluate(self.model, self.data)["accuracy"]
         self.scatter.add_hline(y=self.float_accuracy, line_dash="dash", line_color="#999999",
@@ -229,7 +237,7 @@ class BitAllocator:
             self.status.value = "a run is already going"
             return False
         sched = self.schedule()
-        n_batches = -(-len(self.data.y_train) // 64)
+        n_batches = -(-len(self.data.y_train) // self.batch_size)
         self.progress.max, self.progress.value = self.epochs * n_batches, 0
         self.stop_event.clear()
         with self.curve.batch_update():
@@ -259,9 +267,10 @@ class BitAllocator:
 
         def job():
             t0 = time.perf_counter()
-            self.status.value = f"training {sched.to_string()}…"
+            self.status.value = f"training {sched.to_string(self.model)}…"
             q, history = finetune(self.model, sched, self.data, epochs=self.epochs, lr=self.lr, seed=self.seed,
-                                  progress=False, callbacks=[Live(), StopEvent(self.stop_event)])
+                                  batch_size=self.batch_size, progress=False,
+                                  callbacks=[Live(), StopEvent(self.stop_event)])
             self._record(sched, q, history, time.perf_counter() - t0)
 
         def done():
@@ -275,11 +284,11 @@ class BitAllocator:
         return self.worker.wait(timeout)
 
     def _record(self, sched: BitSchedule, q, history, seconds: float) -> None:
-        from ..train import evaluate
+        from ..inference import evaluate
 
         acc = 100 * evaluate(q, self.data)["accuracy"]
         s = memory_summary(self.model, sched)
-        row = {"run": len(self.runs) + 1, "schedule": sched.to_string(), "avg_bits": s.avg_bits,
+        row = {"run": len(self.runs) + 1, "schedule": sched.to_string(self.model), "avg_bits": s.avg_bits,
                "kib": s.quantized_weight_kib, "compression": s.compression, "test_acc": acc, "seconds": seconds,
                "stopped": history.stop_reason or ""}
         self.runs = pd.concat([self.runs, pd.DataFrame([row])], ignore_index=True) if len(self.runs) else \

@@ -29,14 +29,13 @@ class QuantizerPlayground:
     def __init__(self, model=None, n: int = 4000, seed: int = 0):
         w = _widgets()
         from .. import plot
-        from ..quant import quantizable_layers
+        from ..quant import float_weight, quantizable_layers
 
         rng = np.random.default_rng(seed)
         self.distributions = {"Gaussian": rng.normal(0, 0.05, n), "Laplace": rng.laplace(0, 0.035, n)}
         if model is not None:
-            modules = dict(model.named_modules())
             for name in quantizable_layers(model):
-                self.distributions[f"layer {name}"] = modules[name].weight.detach().cpu().numpy().ravel()
+                self.distributions[f"layer {name}"] = float_weight(model, name).cpu().numpy().ravel()
         self.errors = ErrorArea()
         self.bits = w.IntSlider(value=2, min=1, max=8, description="bits", continuous_update=True)
         self.quantizer = w.Dropdown(options=list(QUANTIZERS), value="DoReFa weights", description="quantizer")
