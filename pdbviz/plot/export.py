@@ -11,8 +11,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import struct
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -47,17 +45,46 @@ def _check_formats(formats) -> tuple[str, ...]:
     return formats
 
 
-def html_document(fig, metadata: Mapping | None = None, include_plotlyjs: bool | str = True) -> str:
-    """A full HTML page for ``fig`` that works offline (plotly.js inlined by default)."""
+PAGE_STYLE = """body { font-family: Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; color: #222;
+padding: 0 1em; }
+table { border-collapse: collapse; font-size: 0.9em; } th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; }
+th { text-align: left; background: #f4f4f4; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }"""
+
+
+def figure_html(fig) -> str:
+    """The ``<div>`` of one figure, without plotly.js (a page includes it once)."""
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+
+def html_page(title: str, body: str, metadata: Mapping | None = None, include_plotlyjs: bool | str = True,
+              style: str = "") -> str:
+    """A full HTML page that works offline: the metadata as ``<meta>`` tags and a JSON block, plotly.js
+    inlined (``True``), loaded from ``plotly.min.js`` beside the page (``"directory"``) or left out (``False``).
+
+    The single figure pages of ``save`` and the report of a comparison are both made here.
+    """
     meta = _metadata(metadata)
-    body = fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs, config={"displaylogo": False})
-    title = html.escape(str(fig.layout.title.text or "pdbviz figure"))
     tags = "\n".join(f'<meta name="pdbviz:{html.escape(k)}" content="{html.escape(_flat(v))}">'
                      for k, v in meta.items())
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n"
+    if include_plotlyjs is True:
+        from plotly.offline import get_plotlyjs
+
+        script = f"<script>{get_plotlyjs()}</script>"
+    elif include_plotlyjs == "directory":
+        script = '<script src="plotly.min.js"></script>'
+    else:
+        script = ""
+    css = f"<style>\n{style}\n</style>\n" if style else ""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n"
             f"<meta name=\"generator\" content=\"{html.escape(meta['generator'])}\">\n{tags}\n"
-            f"<script type=\"application/json\" id=\"pdbviz-metadata\">{_json(meta)}</script>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")
+            f"<script type=\"application/json\" id=\"pdbviz-metadata\">{_json(meta)}</script>\n{css}{script}\n"
+            f"</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+def html_document(fig, metadata: Mapping | None = None, include_plotlyjs: bool | str = True) -> str:
+    """A full HTML page for ``fig`` that works offline (plotly.js inlined by default)."""
+    return html_page(str(fig.layout.title.text or "pdbviz figure"), figure_html(fig), metadata, include_plotlyjs)
 
 
 def _flat(v) -> str:
@@ -77,44 +104,46 @@ def add_svg_metadata(svg: bytes, meta: Mapping) -> bytes:
     return (text[: m.end()] + block + text[m.end():]).encode("utf-8")
 
 
-def _pdf_string(s: str) -> str:
-    data = s.encode("utf-16-be")
-    return "<FEFF" + data.hex().upper() + ">"
-
-
 def add_pdf_metadata(pdf: bytes, meta: Mapping) -> bytes:
-    """Append an incremental update whose document information dictionary holds ``meta``."""
-    tail = pdf[-2048:].decode("latin-1")
-    start = re.findall(r"startxref\s+(\d+)", tail)
-    size = re.findall(r"/Size\s+(\d+)", tail)
-    root = re.findall(r"/Root\s+(\d+\s+\d+\s+R)", tail)
-    if not (start and size and root):
-        return pdf  # a cross-reference stream or an unusual layout: leave the file as kaleido wrote it
-    n = int(size[-1])
-    info = {"Producer": meta.get("generator", "pdbviz"), "Creator": meta.get("generator", "pdbviz"),
-            "Title": str(meta.get("title", "pdbviz figure")), "Subject": str(meta.get("dataset", "")),
-            "Keywords": _flat({k: v for k, v in meta.items() if k not in ("generator", "title")})}
-    body = pdf if pdf.endswith(b"\n") else pdf + b"\n"
-    offset = len(body)
-    obj = (f"{n} 0 obj\n<<" + "".join(f" /{k} {_pdf_string(v)}" for k, v in info.items()) + " >>\nendobj\n")
-    xref_at = offset + len(obj.encode("latin-1"))
-    update = (obj + f"xref\n{n} 1\n{offset:010d} 00000 n \ntrailer\n<< /Size {n + 1} /Root {root[-1]} "
-              f"/Info {n} 0 R /Prev {start[-1]} >>\nstartxref\n{xref_at}\n%%EOF\n")
-    return body + update.encode("latin-1")
+    """The PDF with ``meta`` in its document information dictionary (rewritten with pypdf).
+
+    Title, Subject (the dataset), Creator and Producer (the pdbviz version),
+    and Keywords (every other entry, as JSON).
+    """
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.add_metadata({"/Producer": str(meta.get("generator", "pdbviz")),
+                         "/Creator": str(meta.get("generator", "pdbviz")),
+                         "/Title": str(meta.get("title", "pdbviz figure")), "/Subject": str(meta.get("dataset", "")),
+                         "/Keywords": _flat({k: v for k, v in meta.items() if k not in ("generator", "title")})})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def add_png_metadata(png: bytes, meta: Mapping) -> bytes:
-    """Insert ``tEXt`` chunks (Software, Description) after the PNG header chunk."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("not a PNG image")
-    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
+    """The PNG with text chunks ``Software`` (the pdbviz version) and ``Description`` (``meta`` as JSON),
+    written by Pillow (``PngInfo``); the pixels are unchanged."""
+    import io
 
-    def chunk(key: str, value: str) -> bytes:
-        data = key.encode("latin-1") + b"\x00" + value.encode("latin-1", "replace")
-        return struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-    extra = chunk("Software", str(meta.get("generator", "pdbviz"))) + chunk("Description", _json(meta))
-    return png[:ihdr_end] + extra + png[ihdr_end:]
+    try:
+        image = Image.open(io.BytesIO(png))
+        image.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"not a PNG image ({err})") from None
+    if image.format != "PNG":
+        raise ValueError(f"not a PNG image (Pillow reads it as {image.format})")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", str(meta.get("generator", "pdbviz")))
+    info.add_text("Description", _json(meta))
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
 
 
 _ADD = {"svg": add_svg_metadata, "pdf": add_pdf_metadata, "png": add_png_metadata}
