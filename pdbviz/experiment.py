@@ -23,7 +23,7 @@ from torch import nn
 
 from ._version import __version__
 from .analysis import allocate_bits, parse_budget, separability_profile
-from .data import Data, load_dataset
+from .data import Data, as_data
 from .inference import evaluate
 from .models import build_model
 from .quant import BitSchedule, memory_summary, quantize
@@ -93,14 +93,6 @@ def _alloc_budget(text: str) -> float | str:
         return text
 
 
-def _data(data) -> Data:
-    if isinstance(data, str):
-        return load_dataset(data)
-    if isinstance(data, Data):
-        return data
-    raise TypeError(f"data must be a dataset name or a pdbviz Data object, got {type(data).__name__}")
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """How every run of a comparison trains: the float model, then each schedule."""
@@ -118,6 +110,9 @@ class RunConfig:
 def make_model(model, data: Data, seed: int, width: float = 1.0) -> nn.Module:
     """A fresh (untrained) model for ``seed``: a zoo name is built, a module is deep-copied."""
     if isinstance(model, str):
+        if data.num_classes is None:
+            raise ValueError(f"the data does not say how many classes it has; give classes= to as_data to build a "
+                             f"{model!r}")
         return build_model(model, data.input_shape, data.num_classes, width=width, seed=seed)
     if isinstance(model, nn.Module):
         return copy.deepcopy(model)
@@ -212,7 +207,7 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
         >>> r.table.schedule.tolist()
         ['float-32', 'uniform 2-bit']
     """
-    data = _data(data)
+    data = as_data(data)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed")

@@ -173,7 +173,8 @@ def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 1
 
     Args:
         name: ``"mlp"``, ``"lenet"`` (default), ``"vgg-small"`` or ``"resnet20"``.
-        input_shape: ``(C, H, W)`` of one image, e.g. ``data.input_shape``.
+        input_shape: ``(C, H, W)`` of one image, e.g. ``data.input_shape``; the
+            MLP also takes ``(features,)`` for tabular data.
         num_classes: number of outputs.
         width: channel / unit multiplier (``resnet20`` with ``width=4`` is the x4 wide one).
         seed: seed of the initial weights (``None``: torch's global generator).
@@ -182,16 +183,20 @@ def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 1
         >>> m = build_model("lenet", (1, 8, 8), 10)
         >>> m(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 10])
+        >>> build_model("mlp", (30,), 2)(torch.zeros(4, 30)).shape
+        torch.Size([4, 2])
     """
     if not isinstance(name, str) or name.lower() not in _BUILDERS:
         raise ValueError(f"unknown model name {name!r}; available: {', '.join(MODELS)}.{did_you_mean(name, MODELS)}")
     name = name.lower()
+    allowed = "(features,) or (channels, height, width)" if name == "mlp" else "(channels, height, width)"
     try:
         input_shape = tuple(int(v) for v in input_shape)
     except (TypeError, ValueError):
-        raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}") from None
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (channels, height, width) of positive sizes, got {input_shape!r}")
+        raise ValueError(f"input_shape must be {allowed}, got {input_shape!r}") from None
+    if len(input_shape) not in ((1, 3) if name == "mlp" else (3,)) or min(input_shape) < 1:
+        hint = "; for tabular data use the 'mlp' model" if len(input_shape) == 1 else ""
+        raise ValueError(f"input_shape must be {allowed} of positive sizes for {name!r}, got {input_shape!r}{hint}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     if not isinstance(width, (int, float)) or isinstance(width, bool) or not 0 < width <= 16:

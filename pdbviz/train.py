@@ -1,7 +1,9 @@
-"""Training and evaluation of any ``nn.Module`` on a ``Data`` object.
+"""Training of any ``nn.Module`` on any data: ``fit``, its history and callbacks.
 
 ``fit`` knows nothing about bits: quantization-aware training is ``fit`` on a
-model that ``pdbviz.quantize`` returned.
+model that ``pdbviz.quantize`` returned. Data in any form goes through
+``as_data`` and is read one batch at a time (a Dataset or DataLoader is
+streamed, never materialised).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_inputs, check_labels, check_xy
-from .inference import evaluate, resolve_device, splits
+from .data import Data, as_data
+from .inference import (Loss, Output, check_batch_labels, check_model_fits, loss_sum, resolve_device, run_evaluation,
+                        select_output)
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +120,8 @@ class StopEvent(Callback):
 def _augment(x: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.Tensor:
     if kind is None:
         return x
-    if kind != "crop-flip":
-        raise ValueError(f"augment must be None or 'crop-flip', got {kind!r}")
+    if x.dim() != 4:
+        raise ValueError(f"augment='crop-flip' needs images (n, C, H, W), got inputs of shape {tuple(x.shape)}")
     n, _, h, w = x.shape
     padded = F.pad(x, (4, 4, 4, 4))
     dy, dx = torch.randint(0, 9, (2,), generator=gen).tolist()  # one shift per batch: cheap, still varied
@@ -145,25 +148,98 @@ def _check_positive(name, value, kind=int):
         raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, got {value!r}")
 
 
+@dataclass
+class _Plan:
+    """Everything an epoch needs, checked once before training."""
+
+    model: nn.Module
+    data: Data
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    batch_size: int
+    n_batches: int
+    n_out: int
+    augment: str | None
+    generator: torch.Generator
+    callbacks: Sequence[Callback]
+    output: Output
+    loss: Loss
+    autocast: object
+    scaler: object
+    num_workers: int
+
+
+def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callbacks, weight_decay, lr_schedule,
+             augment, output, loss, amp, num_workers) -> _Plan:
+    """Check every argument and the data against the model once; build the optimizer and the lr schedule."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    data = as_data(data)
+    _check_positive("epochs", epochs)
+    _check_positive("batch_size", batch_size)
+    _check_positive("lr", lr, float)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    aug = data.augment if augment is True else (None if augment in (False, None) else augment)
+    if aug not in (None, "crop-flip"):
+        raise ValueError(f"augment must be True, False, None or 'crop-flip', got {augment!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be a function (logits, labels) -> scalar, got {type(loss).__name__}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be pdbviz.Callback objects, got {type(cb).__name__}")
+    dev = resolve_device(device)
+    model.to(dev)
+    n_out = check_model_fits(model, data, "train", output)
+    if data.test is not None:
+        check_model_fits(model, data, "test", output)
+    torch.manual_seed(seed)
+    opt = _optimizer(optimizer, model.parameters(), lr, weight_decay)
+    n_batches = data.train.n_batches(batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * n_batches) \
+        if lr_schedule == "cosine" else None
+    autocast = scaler = None
+    if amp:
+        dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+        autocast = lambda: torch.autocast(dev.type, dtype=dtype)  # noqa: E731
+        scaler = torch.amp.GradScaler(dev.type) if dev.type == "cuda" else None
+    return _Plan(model, data, dev, opt, sched, batch_size, n_batches, n_out, aug,
+                 torch.Generator().manual_seed(seed), list(callbacks), output, loss, autocast, scaler, num_workers)
+
+
 def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64,
         optimizer: str = "adam", seed: int = 0, device: str | torch.device = "auto",
         callbacks: Sequence[Callback] = (), progress: bool = True, weight_decay: float = 0.0,
-        lr_schedule: str = "cosine", augment: str | None | bool = True) -> History:
-    """Train ``model`` in place with cross-entropy and return its ``History``.
+        lr_schedule: str = "cosine", augment: str | None | bool = True, output: Output = None, loss: Loss = None,
+        amp: bool = False, num_workers: int = 0) -> History:
+    """Train ``model`` in place and return its ``History``.
 
     Args:
         model: any classifier ``nn.Module`` (quantized or not).
-        data: a ``Data`` (from ``load_dataset``) or ``(X_train, y_train[, X_test, y_test])``.
-        epochs, lr, batch_size: the usual.
+        data: any form ``as_data`` accepts: a ``Data``, ``(X, y[, X_test, y_test])``
+            tensors or arrays, a DataFrame, a Dataset or DataLoader (streamed).
+        epochs, lr, batch_size: the usual (a DataLoader keeps its own batch size).
         optimizer: ``"adam"`` (default), ``"adamw"`` or ``"sgd"`` (momentum 0.9, Nesterov).
         seed: seeds the shuffling, augmentation and torch; same seed, same machine,
             same numbers.
-        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...; the model is moved there.
         callbacks: ``Callback`` objects; any of them may call ``state.stop()``.
         progress: show a ``tqdm`` progress bar (terminal and notebook).
-        lr_schedule: ``"cosine"`` (anneal to 0 over the epochs) or ``"constant"``.
+        lr_schedule: ``"cosine"`` (anneal to 0 over the steps, torch's
+            ``CosineAnnealingLR``) or ``"constant"``.
         augment: ``True`` uses the dataset's own augmentation (crop-flip for
             CIFAR), ``False``/``None`` none, or ``"crop-flip"``.
+        output: where the logits are in the model's output (an index, a key or
+            a function; see ``select_output``).
+        loss: ``loss(logits, labels) -> scalar`` (default cross-entropy).
+        amp: automatic mixed precision (float16 with gradient scaling on CUDA,
+            bfloat16 on CPU); weights are quantized in float32, the parameters' dtype.
+        num_workers: DataLoader workers for a Dataset (pinned memory on CUDA).
 
     A Ctrl-C (KeyboardInterrupt) or a callback's stop ends training after the
     current batch: the model is left in eval mode with its last weights, and
@@ -177,93 +253,23 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
         >>> h.to_frame().columns.tolist()[:3]
         ['epoch', 'loss', 'train_acc']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    Xtr, ytr, Xte, yte, data_aug = splits(data)
-    check_xy(Xtr, ytr, "the training split")
-    if Xte is not None:
-        check_xy(Xte, yte, "the test split")
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
-    _check_positive("lr", lr, float)
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    aug = data_aug if augment is True else (None if augment in (False, None) else augment)
-    if aug not in (None, "crop-flip"):
-        raise ValueError(f"augment must be True, False, None or 'crop-flip', got {augment!r}")
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise TypeError(f"callbacks must be pdbviz.Callback objects, got {type(cb).__name__}")
-    dev = resolve_device(device)
-    model.to(dev)
-    n_out = check_inputs(model, Xtr, "the training inputs")
-    check_labels(ytr, n_out, "the training labels")
-    if Xte is not None:
-        check_labels(yte, check_inputs(model, Xte, "the test inputs"), "the test labels")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    Xtr_d, ytr_d = Xtr.to(dev), ytr.to(dev)
-    opt = _optimizer(optimizer, model.parameters(), lr, weight_decay)
-    n = len(Xtr)
-    n_batches = math.ceil(n / batch_size)
-    total_steps = epochs * n_batches
+    plan = _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callbacks, weight_decay,
+                    lr_schedule, augment, output, loss, amp, num_workers)
     history = History()
-    state = TrainState(model, epochs, n_batches, history)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_steps, desc="fit", unit="batch", leave=False)
-    step, seen, loss_sum, correct, lr_now, t0 = 0, 0, 0.0, 0, lr, time.perf_counter()
-    for cb in callbacks:
+    state = TrainState(model, epochs, plan.n_batches, history)
+    bar = _progress_bar(progress, epochs * plan.n_batches)
+    tally = _Tally()
+    for cb in plan.callbacks:
         cb.on_train_begin(state)
     try:
         for epoch in range(1, epochs + 1):
             state.epoch, state.batch = epoch, 0
-            for cb in callbacks:
+            for cb in plan.callbacks:
                 cb.on_epoch_begin(state)
-            model.train()
-            perm = torch.randperm(n, generator=gen).to(dev)
-            t0, loss_sum, correct, seen, complete = time.perf_counter(), 0.0, 0, 0, True
-            lr_now = lr
-            for b in range(n_batches):
-                if lr_schedule == "cosine":
-                    lr_now = 0.5 * lr * (1 + math.cos(math.pi * step / total_steps))
-                    for g in opt.param_groups:
-                        g["lr"] = lr_now
-                idx = perm[b * batch_size:(b + 1) * batch_size]
-                xb, yb = _augment(Xtr_d[idx], aug, gen), ytr_d[idx]
-                out = model(xb)
-                loss = F.cross_entropy(out, yb)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise DivergenceError(
-                        f"training loss became {loss_value} at epoch {epoch}, batch {b + 1}, with lr={lr_now:g}; "
-                        "try a smaller lr"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                loss_sum += loss_value * len(yb)
-                correct += (out.argmax(1) == yb).sum().item()
-                seen += len(yb)
-                state.batch, state.loss = b + 1, loss_value
-                if bar is not None:
-                    bar.update(1)
-                    if b == n_batches - 1 or b % 10 == 0:
-                        bar.set_postfix(epoch=epoch, loss=f"{loss_value:.3f}")
-                for cb in callbacks:
-                    cb.on_batch_end(state)
-                if state.stop_requested:
-                    complete = False if b < n_batches - 1 else True
-                    break
-            seconds = time.perf_counter() - t0
-            history.records.append(_epoch_record(model, epoch, loss_sum, correct, seen, lr_now, seconds, complete,
-                                                 (Xte, yte)))
-            for cb in callbacks:
+            tally = _Tally()
+            complete = _train_epoch(plan, state, tally, bar)
+            history.records.append(_epoch_record(plan, epoch, tally, complete))
+            for cb in plan.callbacks:
                 cb.on_epoch_end(state)
             if state.stop_requested:
                 history.stop_reason = state.stop_reason
@@ -272,22 +278,96 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
         history.stop_reason = "interrupted"
         log.warning("training interrupted at epoch %d, batch %d; the model keeps its last weights",
                     state.epoch, state.batch)
-        if seen:
-            history.records.append(_epoch_record(model, state.epoch, loss_sum, correct, seen, lr_now,
-                                                 time.perf_counter() - t0, False, (Xte, yte)))
+        if tally.seen:
+            history.records.append(_epoch_record(plan, state.epoch, tally, False))
     finally:
         if bar is not None:
             bar.close()
         model.eval()
-    for cb in callbacks:
+    for cb in plan.callbacks:
         cb.on_train_end(state)
     return history
 
 
-def _epoch_record(model, epoch, loss_sum, correct, seen, lr, seconds, complete, test):
-    rec = {"epoch": epoch, "loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-           "test_loss": float("nan"), "test_acc": float("nan"), "lr": lr, "seconds": seconds, "complete": complete}
-    if test[0] is not None:
-        ev = evaluate(model, (None, None, *test))
+@dataclass
+class _Tally:
+    """Running totals of one epoch."""
+
+    seen: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    lr: float = float("nan")
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def _train_epoch(plan: _Plan, state: TrainState, tally: _Tally, bar) -> bool:
+    """One pass over the training split; False when a stop cut it short."""
+    model, split = plan.model, plan.data.train
+    model.train()
+    streamed = not split.in_memory
+    for b, (x, y) in enumerate(split.batches(plan.batch_size, shuffle=True, device=plan.device,
+                                             num_workers=plan.num_workers, generator=plan.generator)):
+        if streamed:  # in-memory data was checked once, when it was converted
+            check_batch_labels(y, plan.n_out, "the training labels")
+            if x.is_floating_point() and not torch.isfinite(x).all():
+                raise ValueError(f"training batch {b + 1} contains NaN or infinite inputs")
+        xb = _augment(x, plan.augment, plan.generator)
+        tally.lr = plan.optimizer.param_groups[0]["lr"]
+        loss_value, correct = _step(plan, xb, y)
+        if not math.isfinite(loss_value):
+            raise DivergenceError(f"training loss became {loss_value} at epoch {state.epoch}, batch {b + 1}, with "
+                                  f"lr={tally.lr:g}; try a smaller lr")
+        tally.seen += len(y)
+        tally.loss_sum += loss_value * len(y)
+        tally.correct += correct
+        state.batch, state.loss = b + 1, loss_value
+        if bar is not None:
+            bar.update(1)
+            if b == plan.n_batches - 1 or b % 10 == 0:
+                bar.set_postfix(epoch=state.epoch, loss=f"{loss_value:.3f}")
+        for cb in plan.callbacks:
+            cb.on_batch_end(state)
+        if state.stop_requested:
+            return b >= plan.n_batches - 1
+    return True
+
+
+def _step(plan: _Plan, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+    """Forward, backward and optimizer step on one batch; returns the loss and the number correct."""
+    if plan.autocast is not None:
+        with plan.autocast():
+            logits = select_output(plan.model(x), plan.output)
+            loss = loss_sum(logits, y, plan.loss) / len(y)
+    else:
+        logits = select_output(plan.model(x), plan.output)
+        loss = loss_sum(logits, y, plan.loss) / len(y)
+    plan.optimizer.zero_grad(set_to_none=True)
+    if plan.scaler is not None:
+        plan.scaler.scale(loss).backward()
+        plan.scaler.step(plan.optimizer)
+        plan.scaler.update()
+    else:
+        loss.backward()
+        plan.optimizer.step()
+    if plan.scheduler is not None:
+        plan.scheduler.step()
+    return loss.item(), int((logits.argmax(1) == y).sum())
+
+
+def _progress_bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="fit", unit="batch", leave=False)
+
+
+def _epoch_record(plan: _Plan, epoch: int, tally: _Tally, complete: bool) -> dict:
+    seconds = time.perf_counter() - tally.t0
+    rec = {"epoch": epoch, "loss": tally.loss_sum / max(tally.seen, 1), "train_acc": tally.correct / max(tally.seen, 1),
+           "test_loss": float("nan"), "test_acc": float("nan"), "lr": tally.lr, "seconds": seconds,
+           "complete": complete}
+    if plan.data.test is not None:
+        ev = run_evaluation(plan.model, plan.data.test, 1024, plan.device, plan.n_out, plan.output, plan.loss)
         rec["test_loss"], rec["test_acc"] = ev["loss"], ev["accuracy"]
     return rec

@@ -144,8 +144,10 @@ def test_fit_errors(digits):
         fit(m, digits, lr=-1)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         fit(m, digits, optimizer="lion", progress=False)
-    with pytest.raises(TypeError, match="data must be a pdbviz Data object"):
+    with pytest.raises(ValueError, match="a tuple must have 2 or 4 items, got 3"):
         fit(m, [1, 2, 3])
+    with pytest.raises(TypeError, match="data must be a pdbviz Data, a dataset name"):
+        fit(m, 42)
     with pytest.raises(ValueError, match=r"X has 10 samples, y has shape \(9,\)"):
         fit(m, (digits.X_train[:10], digits.y_train[:9]))
     bad = digits.X_train[:10].clone()

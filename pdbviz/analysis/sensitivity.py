@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -9,8 +10,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..inference import evaluate
-from ..quant import BitSchedule, BitSpec, float_weight, quantizable_layers, quantize, recalibrate_batchnorm
+from ..data import as_data
+from ..inference import calibrate, evaluate
+from ..quant import BitSchedule, BitSpec, float_weight, quantizable_layers, quantize
 from ..quant.convert import check_schedule
 from ..quant.quantizers import FULL_PRECISION, check_bits, weight_quantizer
 
@@ -67,29 +69,30 @@ def quantization_error(model: nn.Module, schedule: BitSchedule | str) -> pd.Data
 
 def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None = None,
                       layers: Sequence[str] | None = None, recalibrate: bool = True,
-                      n_calibration: int = 512, weight_mode: str = "dorefa") -> pd.DataFrame:
-    """Test accuracy when only one layer is quantized to ``bits`` (no retraining).
+                      n_calibration: int = 512, weight_mode: str = "dorefa", split: str = "test",
+                      output=None) -> pd.DataFrame:
+    """Accuracy when only one layer is quantized to ``bits`` (no retraining).
 
     For each layer, a copy of ``model`` gets that layer alone at ``bits``
-    (and ``a_bits`` on its input); BatchNorm statistics are re-estimated on
-    ``n_calibration`` training samples when ``recalibrate`` (the float
-    baseline gets the same treatment). Columns: ``layer``, ``depth``,
-    ``w_bits``, ``accuracy``, ``float_accuracy`` (the baseline's, the same in
-    every row) and ``accuracy_drop`` (``float_accuracy - accuracy``).
+    (and ``a_bits`` on its input, where it can be quantized); BatchNorm
+    statistics are re-estimated on ``n_calibration`` training samples when
+    ``recalibrate`` (the float baseline gets the same treatment). ``data`` is
+    any form ``as_data`` accepts; accuracy is measured on ``split``.
+    Columns: ``layer``, ``depth``, ``w_bits``, ``accuracy``,
+    ``float_accuracy`` (the baseline's, the same in every row) and
+    ``accuracy_drop`` (``float_accuracy - accuracy``).
     """
     bits = check_bits(bits, "bits")
     if bits == FULL_PRECISION:
         raise ValueError("bits must be below 32 for a sensitivity analysis (32 is the float baseline)")
+    data = as_data(data)
     order = quantizable_layers(model)
     layers = order if layers is None else [n for n in order if n in set(layers)]
-    calib = data.X_train[:n_calibration] if recalibrate else None
 
     def score(m):
-        if calib is not None:
-            recalibrate_batchnorm(m, calib)
-        return evaluate(m, data)["accuracy"]
-
-    import copy
+        if recalibrate:
+            calibrate(m, data, n_samples=n_calibration)
+        return evaluate(m, data, split=split, output=output)["accuracy"]
 
     base = score(copy.deepcopy(model))
     rows = []

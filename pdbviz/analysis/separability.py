@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._checks import check_xy, did_you_mean
-from ..data import stratified_indices
+from ..data import as_data, stratified_indices
 from .features import LOGITS, collect_features
 
 METRICS = ("fisher", "probe", "knn", "silhouette")
@@ -130,27 +130,26 @@ def check_metrics(metrics) -> tuple[str, ...]:
 
 
 def sample_split(data, n_samples: int | None, seed: int, split: str = "test"):
-    """A stratified, seeded sample ``(X, y)`` of a ``Data`` split (or of a tuple ``(X, y)``)."""
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        X, y = data
-    elif hasattr(data, "X_test"):
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        X, y = (data.X_test, data.y_test) if split == "test" else (data.X_train, data.y_train)
-    else:
-        raise TypeError("data must be a pdbviz Data object or a tuple (X, y) of tensors")
+    """A stratified, seeded sample ``(X, y)`` of a split of ``data`` (any form ``as_data`` accepts).
+
+    The test split when there is one, else the training split; at most
+    ``n_samples`` samples, in memory.
+    """
     if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2):
         raise ValueError(f"n_samples must be an integer >= 2 or None, got {n_samples!r}")
-    keep = stratified_indices(y, n_samples, seed, "n_samples")
-    if keep is not None:
-        X, y = X[keep], y[keep]
-    return X, y
+    return as_data(data).measure_split(split).sample(n_samples, seed)
 
 
 def separability_profile(model: nn.Module, data, metrics: Sequence[str] | str = ("fisher", "probe", "knn", "silhouette"),
                          n_samples: int | None = 1000, seed: int = 0, layers: Sequence[str] | None = None,
-                         pool: str = "auto", split: str = "test") -> pd.DataFrame:
+                         pool: str = "auto", split: str = "test", output=None) -> pd.DataFrame:
     """Separability of what each quantizable layer receives, and of the logits, by depth.
+
+    ``data`` is any form ``as_data`` accepts; ``n_samples`` of its test split
+    (else its training split) are measured, stratified and seeded. Layers are
+    those whose input a hook can see (see ``collect_features``, which also
+    says what each ``pool`` costs); ``output`` selects the logits of a model
+    whose output is not a plain tensor.
 
     Returns a tidy DataFrame with columns ``layer``, ``depth`` (0 = the network
     input, which the first layer receives), ``dims`` and one column per measure.
@@ -164,7 +163,7 @@ def separability_profile(model: nn.Module, data, metrics: Sequence[str] | str = 
     """
     metrics = check_metrics(metrics)
     X, y = sample_split(data, n_samples, seed, split)
-    feats = collect_features(model, X, layers=layers, pool=pool, seed=seed)
+    feats = collect_features(model, X, layers=layers, pool=pool, seed=seed, output=output)
     labels = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     _features(np.zeros((len(labels), 1)), labels)
     rows = []

@@ -7,7 +7,7 @@ import time
 
 import pandas as pd
 
-from ..data import load_dataset
+from ..data import as_data
 from ..models import build_model
 from ..quant import ALLOWED_BITS, BitSchedule, input_bits_allowed, memory_report, memory_summary, quantizable_layers
 from ..quant.presets import PRESETS
@@ -29,7 +29,7 @@ class BitAllocator:
 
     Args:
         model: a trained float model, or a zoo model name (trained here first, in the background).
-        data: a ``Data`` or a dataset name.
+        data: any form ``as_data`` accepts (a dataset name, arrays, a Dataset...).
         epochs, lr: fine-tuning of each run.
         float_epochs: training of the float model when ``model`` is a name.
         seed: seed of every run.
@@ -37,7 +37,7 @@ class BitAllocator:
 
     def __init__(self, model="lenet", data="digits", epochs: int = 3, lr: float = 1e-3, float_epochs: int = 15,
                  seed: int = 0, batch_size: int = 64, float_lr: float = 3e-3):
-        self.data = load_dataset(data) if isinstance(data, str) else data
+        self.data = as_data(data)
         self.epochs, self.lr, self.float_epochs, self.seed = epochs, lr, float_epochs, seed
         self.batch_size, self.float_lr = batch_size, float_lr
         if isinstance(model, str):
@@ -237,7 +237,7 @@ class BitAllocator:
             self.status.value = "a run is already going"
             return False
         sched = self.schedule()
-        n_batches = -(-len(self.data.y_train) // self.batch_size)
+        n_batches = self.data.train.n_batches(self.batch_size)
         self.progress.max, self.progress.value = self.epochs * n_batches, 0
         self.stop_event.clear()
         with self.curve.batch_update():

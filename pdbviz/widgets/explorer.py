@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..analysis import METRICS, embed_layers, is_umap_warm, separability_profile, warm_up_umap
+from ..analysis.separability import sample_split
+from ..data import as_data
 from ._common import ErrorArea, Worker, _widgets
 
 
@@ -14,7 +16,7 @@ class SeparabilityExplorer:
 
     Args:
         model: a trained model.
-        data: a ``Data`` (its test split is used).
+        data: any form ``as_data`` accepts (its test split is used, else its training split).
         n_samples: samples shown and measured.
         metrics: measures offered in the profile.
         seed: seed of the sample and of UMAP.
@@ -27,6 +29,7 @@ class SeparabilityExplorer:
 
         from .. import plot
 
+        data = as_data(data)
         self.model, self.data, self.n_samples, self.seed = model, data, n_samples, seed
         self.errors = ErrorArea()
         self.worker = Worker(self.errors, "embed")
@@ -45,11 +48,12 @@ class SeparabilityExplorer:
                                               marker={"size": 16, "color": "rgba(0,0,0,0)",
                                                       "line": {"width": 3, "color": "#D55E00"}}))
         palette = plot.TOL_MUTED
-        labels = list(range(data.num_classes))
+        labels = self._labels = sorted(int(v) for v in set(self.embedding_labels()))
         self.scatter = go.FigureWidget(layout={"title": "UMAP", "width": 460, "height": 420,
                                                "template": "simple_white", "legend_title_text": "class"})
         for j, lab in enumerate(labels):
-            self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers", name=data.classes[lab],
+            name = data.classes[lab] if data.classes is not None and lab < len(data.classes) else str(lab)
+            self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers", name=name,
                                               marker={"size": 4, "color": palette[j % len(palette)]}))
         self.scatter.update_xaxes(showticklabels=False)
         self.scatter.update_yaxes(showticklabels=False)
@@ -59,6 +63,10 @@ class SeparabilityExplorer:
                               w.HBox([self.scatter, self.profile_fig]), self.errors.widget])
         if start:
             self.start()
+
+    def embedding_labels(self):
+        """The labels of the samples shown (the same stratified sample the profile measures)."""
+        return sample_split(self.data, self.n_samples, self.seed, "test")[1].tolist()
 
     def start(self) -> bool:
         """Compute all embeddings in the background (no-op while already running)."""
@@ -94,7 +102,7 @@ class SeparabilityExplorer:
         df = self.embedding[self.embedding.layer == name]
         with self.scatter.batch_update():
             for j, trace in enumerate(self.scatter.data):
-                part = df[df.label == j]
+                part = df[df.label == self._labels[j]]
                 trace.x, trace.y = part.x.to_numpy(), part.y.to_numpy()
             self.scatter.layout.title.text = f"UMAP of the input of {name} ({metric} {row[metric]:.3g})"
 

@@ -1,8 +1,8 @@
 """Named datasets: two embedded (offline) and four downloaded by torchvision.
 
-Every dataset comes back as a ``Data`` object holding normalised float32
-tensors for a train and a test split, so that small models train without a
-DataLoader.
+Every dataset comes back as a ``Data`` holding normalised float32 tensors for
+a train and a test split in memory (the largest, CIFAR-100's 60,000 images,
+take 740 MB); for larger data use a torchvision Dataset through ``as_data``.
 
 Embedded, always available:
     ``"digits"``   scikit-learn's 1,797 8x8 handwritten digits (the default)
@@ -22,13 +22,13 @@ import io
 import os
 import pickle
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ._checks import did_you_mean
+from .._checks import did_you_mean
+from .core import Data
 
 EMBEDDED = ("digits", "mnist5k")
 DOWNLOADED = ("mnist", "fashion-mnist", "cifar10", "cifar100")
@@ -44,50 +44,6 @@ _STATS = {
 }
 _FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-@dataclass
-class Data:
-    """Train and test splits of a dataset, as tensors.
-
-    Attributes:
-        name: dataset name.
-        X_train, y_train, X_test, y_test: float32 images ``(n, C, H, W)``,
-            normalised per channel, and int64 labels.
-        classes: class names, ``classes[label]``.
-        mean, std: the per-channel normalisation that was applied.
-        augment: augmentation ``fit`` applies by default (``"crop-flip"`` for
-            CIFAR, ``None`` otherwise).
-    """
-
-    name: str
-    X_train: torch.Tensor
-    y_train: torch.Tensor
-    X_test: torch.Tensor
-    y_test: torch.Tensor
-    classes: tuple[str, ...]
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    augment: str | None = None
-    info: dict = field(default_factory=dict)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.X_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __repr__(self) -> str:
-        return (f"Data({self.name!r}: train {tuple(self.X_train.shape)}, test {tuple(self.X_test.shape)}, "
-                f"{self.num_classes} classes)")
-
-    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Data":
-        """A copy with at most ``n_train`` / ``n_test`` samples, stratified by class."""
-        xtr, ytr = _stratified(self.X_train, self.y_train, n_train, seed, "n_train")
-        xte, yte = _stratified(self.X_test, self.y_test, n_test, seed, "n_test")
-        return Data(self.name, xtr, ytr, xte, yte, self.classes, self.mean, self.std, self.augment, dict(self.info))
 
 
 def stratified_indices(y, n: int | None, seed: int, name: str = "n") -> np.ndarray | None:
@@ -114,11 +70,6 @@ def stratified_indices(y, n: int | None, seed: int, name: str = "n") -> np.ndarr
     strat = labels if n >= len(counts) and len(labels) - n >= len(counts) and counts.min() >= 2 else None
     keep, _ = train_test_split(np.arange(len(labels)), train_size=int(n), random_state=seed, stratify=strat)
     return np.sort(keep)
-
-
-def _stratified(X, y, n, seed, name="n"):
-    keep = stratified_indices(y, n, seed, name)
-    return (X, y) if keep is None else (X[keep], y[keep])
 
 
 def default_root() -> Path:
@@ -258,12 +209,22 @@ def _load_cifar(name, root):
                 {"source": str(folder)}), folder
 
 
+class DownloadError(OSError):
+    """A dataset could not be downloaded (no network, or the server refused)."""
+
+
 def _download(name, root):
     import torchvision.datasets as tvd
 
     cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[name]
-    for train in (True, False):
-        cls(str(root), train=train, download=True)
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except (OSError, RuntimeError) as err:
+        reason = str(getattr(err, "reason", "") or err).strip().splitlines()
+        raise DownloadError(f"could not download dataset {name!r} into {root} ({reason[0] if reason else type(err).__name__}); "
+                            "check the network, or copy the files there and call load_dataset without download") \
+            from None
 
 
 def load_dataset(name: str = "digits", root: str | os.PathLike | None = None, download: bool = False,

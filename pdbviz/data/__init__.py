@@ -1,0 +1,13 @@
+"""Data: named datasets, and one conversion from any form of data (``as_data``).
+
+See ``pdbviz.data.convert`` for the accepted forms and ``pdbviz.data.core``
+for how splits are batched and sampled.
+"""
+
+from .convert import as_data
+from .core import Data, Split, collate, input_tensor, label_tensor
+from .named import (DATASETS, DOWNLOADED, EMBEDDED, DownloadError, default_root, load_dataset, read_idx,
+                    stratified_indices)
+
+__all__ = ["DATASETS", "DOWNLOADED", "Data", "DownloadError", "EMBEDDED", "Split", "as_data", "collate",
+           "default_root", "input_tensor", "label_tensor", "load_dataset", "read_idx", "stratified_indices"]
