@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, AttributeError) as err:
+    except (ValueError, TypeError, OSError, AttributeError) as err:
         print(f"pdbviz {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

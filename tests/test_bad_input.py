@@ -2,9 +2,11 @@
 message that names the parameter (or token), the bad value and what is allowed."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 import pdbviz
 from pdbviz import BitSchedule, BitSpec
@@ -128,6 +130,51 @@ CASES = [
      r"not a readable pdbviz checkpoint"),
     ("checkpoint missing", lambda t: pdbviz.load_model(t / "none.pt"), FileNotFoundError, r"checkpoint not found: .*none.pt"),
     ("results missing", lambda t: pdbviz.Results.load(t), FileNotFoundError, r"no results.json in"),
+    # every accepted data form has its own bad cases
+    ("X without a sample axis", lambda t: pdbviz.as_data((torch.randn(10), torch.zeros(10, dtype=torch.long))),
+     ValueError, r"X must have one row per sample, shape \(n, features...\)"),
+    ("complex inputs", lambda t: pdbviz.fit(MLP, (torch.randn(4, 64, dtype=torch.complex64), torch.zeros(4, dtype=torch.long)),
+                                            progress=False), TypeError, r"have dtype torch.complex64, which models cannot take"),
+    ("object array inputs", lambda t: pdbviz.as_data((np.array([["a"] * 3] * 4, dtype=object), np.zeros(4, int))),
+     TypeError, r"numpy dtype object, which is not numeric"),
+    ("mismatched lengths", lambda t: pdbviz.as_data((np.zeros((5, 3)), np.zeros(4, int))), ValueError,
+     r"one label per sample: X has 5 samples, y has shape \(4,\)"),
+    ("empty arrays", lambda t: pdbviz.as_data((np.zeros((0, 3)), np.zeros(0, int))), ValueError,
+     r"the training split is empty"),
+    ("negative labels", lambda t: pdbviz.as_data((np.zeros((3, 2)), np.array([-1, 0, 1]))), ValueError,
+     r"labels range over -1..1, but they must be in non-negative|labels range over -1..1"),
+    ("labels beyond the classes", lambda t: pdbviz.as_data((np.zeros((3, 2)), np.array([0, 1, 5])), classes=3),
+     ValueError, r"labels range over 0..5, but they must be in 0..2 for the 3 classes given"),
+    ("one class", lambda t: pdbviz.as_data((np.zeros((3, 2)), np.zeros(3, int)), classes=1), ValueError,
+     r"classes must be at least 2 class names or a count >= 2, got 1"),
+    ("string labels outside the classes", lambda t: pdbviz.as_data((np.zeros((2, 2)), np.array(["a", "z"])),
+                                                                  classes=["a", "b"]), ValueError,
+     r"labels \['z'\] are not among classes \['a', 'b'\]"),
+    ("test_size", lambda t: pdbviz.as_data((np.zeros((8, 2)), np.arange(8) % 2), test_size=2), ValueError,
+     r"test_size must be a float between 0 and 1, or None, got 2"),
+    ("tuple of three", lambda t: pdbviz.as_data((np.zeros((2, 2)), np.zeros(2), np.zeros(2))), ValueError,
+     r"a tuple must have 2 or 4 items, got 3"),
+    ("mixed tuple", lambda t: pdbviz.as_data((np.zeros((2, 2)), TensorDataset(torch.zeros(2, 2), torch.zeros(2)))),
+     TypeError, r"a tuple must hold tensors or arrays .* got \(ndarray, TensorDataset\)"),
+    ("frame without a label column", lambda t: pdbviz.as_data(pd.DataFrame({"a": [1.0, 2.0], "b": [0, 1]})),
+     ValueError, r"label: say which column of the DataFrame holds the labels .* \['a', 'b'\]"),
+    ("frame label not a column", lambda t: pdbviz.as_data(pd.DataFrame({"a": [1.0, 2.0], "b": [0, 1]}), label="c"),
+     ValueError, r"label 'c' is not a column of the training DataFrame"),
+    ("frame with text features", lambda t: pdbviz.as_data(pd.DataFrame({"a": ["x", "y"], "label": [0, 1]})),
+     TypeError, r"non-numeric feature columns: a \((object|str)\)"),
+    ("dataset items not pairs", lambda t: pdbviz.as_data(_Items([torch.zeros(3)] * 4)), TypeError,
+     r"dataset items must be \(input, label\) pairs, got a Tensor"),
+    ("empty dataset", lambda t: pdbviz.as_data(_Items([])), ValueError, r"the training split is empty"),
+    ("iterable dataset", lambda t: pdbviz.as_data(_Stream()), TypeError, r"an IterableDataset has no length"),
+    ("loader of non-pairs", lambda t: pdbviz.as_data(DataLoader(_Items([torch.zeros(3)] * 4), batch_size=2,
+                                                                collate_fn=lambda b: torch.stack(b))), TypeError,
+     r"the training split must yield \(input, label\) batches, got Tensor"),
+    ("NaN in a streamed batch", lambda t: pdbviz.fit(MLP, _Items([(NAN_X[0], 1), (NAN_X[1], 2)] * 2), progress=False),
+     ValueError, r"NaN or infinite"),
+    ("device", lambda t: pdbviz.evaluate(MLP, DATA, device="tpu"), ValueError,
+     r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got 'tpu'"),
+    ("mlp shape for a conv model", lambda t: pdbviz.build_model("lenet", (30,), 2), ValueError,
+     r"input_shape must be \(channels, height, width\) of positive sizes for 'lenet', got \(30,\); for tabular"),
     # experiment and figures
     ("compare without seeds", lambda t: pdbviz.compare(DATA, seeds=(), progress=False), ValueError, r"seeds is empty"),
     ("compare data type", lambda t: pdbviz.compare(42, progress=False), TypeError,
@@ -138,6 +185,24 @@ CASES = [
 ]
 
 _CACHE = {}
+
+
+class _Items(Dataset):
+    """A map-style Dataset over a list of items."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+class _Stream(IterableDataset):
+    def __iter__(self):
+        yield torch.zeros(2), 0
 
 
 def _packed() -> bytes:

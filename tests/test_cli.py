@@ -78,3 +78,17 @@ def test_analyze_writes_profile_and_umap(tmp_path, capsys):
     prof = pd.read_csv(out / "profile.csv")
     assert prof.layer.tolist()[-1] == "logits" and {"fisher", "probe", "knn", "silhouette"} <= set(prof.columns)
     assert (out / "umap_layers.html").is_file() and (out / "profile_fisher.html").is_file()
+
+
+def test_download_without_a_network_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets as tvd
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvd, "MNIST", offline)
+    assert main(["compare", "--dataset", "mnist", "--download", "--root", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not download dataset 'mnist'" in err[0] and "name resolution" in err[0]

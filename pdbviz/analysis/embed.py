@@ -151,7 +151,8 @@ def embed_features(F: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, 
 def embed_layers(model: nn.Module, data, layers: Sequence[str] | None = None, n_samples: int | None = 1000,
                  seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1, n_epochs: int = 200,
                  align: bool = True, include_logits: bool = True, split: str = "test",
-                 cache: EmbeddingCache | None = default_cache, progress=None, output=None) -> pd.DataFrame:
+                 cache: EmbeddingCache | None = default_cache, progress=None, output=None,
+                 device=None) -> pd.DataFrame:
     """UMAP 2-D coordinates of each layer's input, aligned from layer to layer.
 
     Each layer is embedded on its own (standardised features, seeded UMAP),
@@ -163,7 +164,8 @@ def embed_layers(model: nn.Module, data, layers: Sequence[str] | None = None, n_
     called after each layer, for UIs.
     """
     X, y = sample_split(data, n_samples, seed, split)
-    feats = collect_features(model, X, layers=layers, seed=seed, include_logits=include_logits, output=output)
+    feats = collect_features(model, X, layers=layers, seed=seed, include_logits=include_logits, output=output,
+                             device=device)
     labels = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     frames, previous = [], None
     for depth, (name, F) in enumerate(feats.items()):

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import as_data
-from ..inference import forward_check, select_output
+from ..inference import forward_check, resolve_device, select_output
 from ..quant import discover
 from ..quant.discovery import ModelLayout
 
@@ -91,7 +91,8 @@ def _batch_first(x: torch.Tensor, n: int) -> torch.Tensor:
 @torch.no_grad()
 def collect_features(model: nn.Module, data, layers: Sequence[str] | None = None, pool: str = "auto",
                      max_dim: int = 1024, batch_size: int = 64, seed: int = 0, include_logits: bool = True,
-                     n_samples: int | None = None, split: str = "test", output=None) -> dict[str, np.ndarray]:
+                     n_samples: int | None = None, split: str = "test", output=None,
+                     device=None) -> dict[str, np.ndarray]:
     """The input of each quantizable layer (and the logits) for some samples, reduced to vectors.
 
     Args:
@@ -108,6 +109,7 @@ def collect_features(model: nn.Module, data, layers: Sequence[str] | None = None
         batch_size: samples per forward pass (bounds the activation memory).
         include_logits: add the model's output under the key ``"logits"``.
         output: where the logits are in the model's output (see ``select_output``).
+        device: where to run (the model is moved there); default where the model is.
 
     Returns:
         ``{layer: array (n, d)}`` in forward order, ``"logits"`` last.
@@ -125,9 +127,9 @@ def collect_features(model: nn.Module, data, layers: Sequence[str] | None = None
     X = data if isinstance(data, torch.Tensor) else as_data(data).measure_split(split).sample(n_samples, seed)[0]
     if len(X) == 0:
         raise ValueError("X is empty")
+    device = resolve_device(device, model)
+    model.to(device)
     forward_check(model, X, "X")
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     layout = discover(model, X[:2].to(device))
     order = observable_layers(layout)
     if layers is None:

@@ -70,14 +70,15 @@ def quantization_error(model: nn.Module, schedule: BitSchedule | str) -> pd.Data
 def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None = None,
                       layers: Sequence[str] | None = None, recalibrate: bool = True,
                       n_calibration: int = 512, weight_mode: str = "dorefa", split: str = "test",
-                      output=None) -> pd.DataFrame:
+                      output=None, device=None) -> pd.DataFrame:
     """Accuracy when only one layer is quantized to ``bits`` (no retraining).
 
     For each layer, a copy of ``model`` gets that layer alone at ``bits``
     (and ``a_bits`` on its input, where it can be quantized); BatchNorm
     statistics are re-estimated on ``n_calibration`` training samples when
     ``recalibrate`` (the float baseline gets the same treatment). ``data`` is
-    any form ``as_data`` accepts; accuracy is measured on ``split``.
+    any form ``as_data`` accepts; accuracy is measured on ``split``, on
+    ``device`` (default: where the model is).
     Columns: ``layer``, ``depth``, ``w_bits``, ``accuracy``,
     ``float_accuracy`` (the baseline's, the same in every row) and
     ``accuracy_drop`` (``float_accuracy - accuracy``).
@@ -91,8 +92,8 @@ def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None 
 
     def score(m):
         if recalibrate:
-            calibrate(m, data, n_samples=n_calibration)
-        return evaluate(m, data, split=split, output=output)["accuracy"]
+            calibrate(m, data, n_samples=n_calibration, device=device)
+        return evaluate(m, data, split=split, output=output, device=device)["accuracy"]
 
     base = score(copy.deepcopy(model))
     rows = []

@@ -142,14 +142,15 @@ def sample_split(data, n_samples: int | None, seed: int, split: str = "test"):
 
 def separability_profile(model: nn.Module, data, metrics: Sequence[str] | str = ("fisher", "probe", "knn", "silhouette"),
                          n_samples: int | None = 1000, seed: int = 0, layers: Sequence[str] | None = None,
-                         pool: str = "auto", split: str = "test", output=None) -> pd.DataFrame:
+                         pool: str = "auto", split: str = "test", output=None, device=None) -> pd.DataFrame:
     """Separability of what each quantizable layer receives, and of the logits, by depth.
 
     ``data`` is any form ``as_data`` accepts; ``n_samples`` of its test split
     (else its training split) are measured, stratified and seeded. Layers are
     those whose input a hook can see (see ``collect_features``, which also
     says what each ``pool`` costs); ``output`` selects the logits of a model
-    whose output is not a plain tensor.
+    whose output is not a plain tensor; ``device`` is where to run (the model
+    is moved there).
 
     Returns a tidy DataFrame with columns ``layer``, ``depth`` (0 = the network
     input, which the first layer receives), ``dims`` and one column per measure.
@@ -163,7 +164,7 @@ def separability_profile(model: nn.Module, data, metrics: Sequence[str] | str = 
     """
     metrics = check_metrics(metrics)
     X, y = sample_split(data, n_samples, seed, split)
-    feats = collect_features(model, X, layers=layers, pool=pool, seed=seed, output=output)
+    feats = collect_features(model, X, layers=layers, pool=pool, seed=seed, output=output, device=device)
     labels = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     _features(np.zeros((len(labels), 1)), labels)
     rows = []

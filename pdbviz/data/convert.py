@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .core import Data, Split, label_tensor
+from .core import Data, Split, input_tensor, label_tensor
 
 LABEL_COLUMNS = ("label", "target", "y", "class")
 FORMS = ("a pdbviz Data, a dataset name, (X, y) or (X_train, y_train, X_test, y_test) tensors or numpy arrays, "
@@ -182,10 +182,9 @@ def _from_arrays(items: list, classes, name: str, test_size, seed: int, info: di
                              f"shape {shape}")
     ys, names = _codes(items[1::2], classes)
     names = _class_names(names if names is not None else classes, ys)
-    Xtr, ytr = xs[0], ys[0]
+    Xtr, ytr = input_tensor(xs[0], "the training inputs"), ys[0]
     if len(items) == 2:
-        Xtr, ytr, Xte, yte = _split_test(torch.as_tensor(np.asarray(Xtr)) if not isinstance(Xtr, torch.Tensor)
-                                         else Xtr, ytr, test_size, seed)
+        Xtr, ytr, Xte, yte = _split_test(Xtr, ytr, test_size, seed)
     else:
         Xte, yte = xs[1], ys[1]
     train = Split(Xtr, ytr, what="the training split")
