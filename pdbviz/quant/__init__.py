@@ -11,8 +11,8 @@ from .memory import MemoryReport, MemorySummary, memory_report, memory_summary, 
 from .protocol import ModelInfo, model_info
 from .packing import PackedFormatError, load_packed, save_packed
 from .quantizers import (ACTIVATION_QUANTIZERS, ALLOWED_BITS, WEIGHT_QUANTIZERS, ActivationQuantizer, WeightQuantizer,
-                         dorefa_weight, quantize_activation, register_activation_quantizer,
-                         register_weight_quantizer, symmetric_weight)
+                         activation_quantizer, dorefa_weight, quantize_activation, register_activation_quantizer,
+                         register_weight_quantizer, symmetric_weight, weight_quantizer)
 from .schedule import BitSchedule, BitSpec, input_bits_allowed
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "WeightKind",
     "WeightQuant",
     "WeightQuantizer",
+    "activation_quantizer",
     "dequantize",
     "discover",
     "dorefa_weight",
@@ -58,4 +59,5 @@ __all__ = [
     "schedule_of",
     "symmetric_weight",
     "weight_quant",
+    "weight_quantizer",
 ]

@@ -54,6 +54,8 @@ class WeightEntry:
             a parent's ``F.linear``), ``"unused"`` (not touched by the example forward) or
             ``"unknown"`` (no example forward was run).
         macs: multiply-accumulates per sample in the example forward (NaN when unknown).
+        stored: values the float model stores for it (more than ``numel`` when a
+            parametrization such as ``weight_norm`` computes it from several tensors).
     """
 
     name: str
@@ -63,6 +65,7 @@ class WeightEntry:
     inputs: InputSlots | None
     use: str
     macs: float = math.nan
+    stored: int = 0
 
     @property
     def numel(self) -> int:
@@ -431,7 +434,9 @@ def _entry(group: dict, use: str, macs: float) -> WeightEntry:
     shape = tuple(getattr(module, pname).shape) if not parametrize.is_parametrized(module, pname) else \
         tuple(module.parametrizations[pname].original.shape) if hasattr(module.parametrizations[pname], "original") \
         else tuple(_shape_of(module, pname))
-    return WeightEntry(name, tuple(group["owners"]), f"{base}.{pname}" if several else base, shape, inputs, use, macs)
+    stored = sum(o.numel() for o in group["originals"])
+    return WeightEntry(name, tuple(group["owners"]), f"{base}.{pname}" if several else base, shape, inputs, use, macs,
+                       stored)
 
 
 def _shape_of(module: nn.Module, pname: str):

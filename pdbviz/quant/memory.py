@@ -37,7 +37,8 @@ class MemorySummary:
         other_params: values of every other parameter and buffer.
         other_kib: their memory at their own dtypes.
         total_kib: ``quantized_weight_kib + other_kib``, what a packed file stores.
-        float32_total_kib: the whole model with its weights at 32 bits.
+        float32_total_kib: the float model: its weights (as stored: a weight_norm
+            weight as its two tensors) at 32 bits, everything else at its dtype.
         compression_total: ``float32_total_kib / total_kib``, end to end.
         avg_bits_total: average bits per stored value, end to end.
         coverage: share of the model's parameters that are quantized (below 32 bits).
@@ -191,8 +192,9 @@ def memory_report(model: nn.Module, schedule: BitSchedule | str | None = None, e
     weight_params = int(table.params.sum())
     qbits = int(table.weight_bits.sum())
     q_kib, f_kib, other_kib = qbits / 8192, weight_params * 32 / 8192, other_bits / 8192
-    all_params = weight_params + sum(f.numel for f in layout.floats if f.reason != "buffer")
-    quantized = int(table.params[table.w_bits != FULL_PRECISION].sum())
+    stored = {e.name: e.stored for e in layout.entries}  # a weight_norm weight is stored as g and v
+    all_params = sum(stored.values()) + sum(f.numel for f in layout.floats if f.reason != "buffer")
+    quantized = sum(stored[n] for n, b in zip(table.layer, table.w_bits) if b != FULL_PRECISION)
     macs = float(table.macs.sum(skipna=False)) if len(table) else 0.0
     total_kib = q_kib + other_kib
     summary = MemorySummary(
@@ -200,8 +202,8 @@ def memory_report(model: nn.Module, schedule: BitSchedule | str | None = None, e
         compression=f_kib / q_kib if q_kib else math.nan,
         avg_bits=qbits / weight_params if weight_params else math.nan,
         weight_params=weight_params, other_params=other_params, other_kib=other_kib, total_kib=total_kib,
-        float32_total_kib=f_kib + other_kib,
-        compression_total=(f_kib + other_kib) / total_kib if total_kib else math.nan,
+        float32_total_kib=sum(stored.values()) * 32 / 8192 + other_kib,
+        compression_total=(sum(stored.values()) * 32 / 8192 + other_kib) / total_kib if total_kib else math.nan,
         avg_bits_total=(qbits + other_bits) / (weight_params + other_params) if weight_params + other_params
         else math.nan,
         coverage=quantized / all_params if all_params else 0.0,
