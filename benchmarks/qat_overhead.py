@@ -1,21 +1,26 @@
-"""Cost of quantization-aware training against float-32, pdbviz beside its peers.
+"""Cost of quantization-aware training against float-32, pdbviz beside its peers, on two nets.
 
-Run: python benchmarks/qat_overhead.py [--rounds 7] [--steps 10]
+Run: python benchmarks/qat_overhead.py [--nets lenet resnet20] [--rounds 7] [--steps 10] [--no-compile]
 
-One process, the same LeNet-style CNN on 28x28 inputs (pdbviz's "lenet"),
-batch 128, Adam. Variants are interleaved round by round so that the
+Nets: pdbviz's "lenet" on 1x28x28 inputs, batch 128; and "resnet20" on
+3x32x32, batch 64. Adam. Variants are interleaved round by round so that the
 machine's drift hits them all alike. For each: the median (min, max) time of
 a training step (forward, backward, optimizer step) and of an evaluation
-forward pass (eval mode, no_grad), and their ratios to float-32.
+forward pass (eval mode, no_grad), and their ratios to float-32 (eager).
+Inputs quantized ("/4", "/1", "/8-4-2-1") everywhere but the network input.
 
-Peers: torch.ao eager-mode QAT (int8 fake quantization, default x86 qconfig),
-Brevitas W4A4 (``pip install -e .[bench]``), and a naive DoReFa W4A4 written
-with the usual ``x + (q - x).detach()`` straight-through trick.
+Peers, in the same run: torch.ao eager-mode QAT (int8 fake quantization,
+default x86 qconfig), Brevitas W4A4 (weights 4 bits, inputs 4 bits; ``pip
+install -e .[bench]``), and a naive DoReFa W4A4 written with the usual
+``x + (q - x).detach()`` straight-through trick. Compiled rows
+(``torch.compile(..., dynamic=False)`` of the training step and of the
+evaluation forward) show what the compiler adds on top.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 import warnings
@@ -26,11 +31,12 @@ from torch.nn import functional as F
 
 import pdbviz
 
-SHAPE, CLASSES, BATCH = (1, 28, 28), 10, 128
+NETS = {"lenet": ((1, 28, 28), 128), "resnet20": ((3, 32, 32), 64)}
+CLASSES = 10
 
 
-def lenet() -> nn.Module:
-    return pdbviz.build_model("lenet", SHAPE, CLASSES, seed=0)
+def build(net: str) -> nn.Module:
+    return pdbviz.build_model(net, NETS[net][0], CLASSES, seed=0)
 
 
 # -- peers ---------------------------------------------------------------------
@@ -44,29 +50,38 @@ def _naive_dorefa(x, weight, bits=4):
     return x, 2 * (wn + (torch.round(wn * n) / n - wn).detach()) - 1
 
 
-class NaiveDoReFaConv(nn.Conv2d):
+class _NaiveConv(nn.Conv2d):
+    first = False
+
     def forward(self, x):
-        return self._conv_forward(*_naive_dorefa(x, self.weight), self.bias)
+        qx, qw = _naive_dorefa(x, self.weight)
+        return self._conv_forward(x if self.first else qx, qw, self.bias)
 
 
-class NaiveDoReFaLinear(nn.Linear):
+class _NaiveLinear(nn.Linear):
     def forward(self, x):
         return F.linear(*_naive_dorefa(x, self.weight), self.bias)
 
 
-def naive_w4a4() -> nn.Module:
-    model = lenet()
-    first = True
+def _swap(model: nn.Module, make) -> nn.Module:
+    """Replace every Conv2d/Linear (registration order) by ``make(module, is_first)``."""
+    first = pdbviz.quantizable_layers(model)[0]
     for name, m in list(model.named_modules()):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            cls = NaiveDoReFaConv if isinstance(m, nn.Conv2d) else NaiveDoReFaLinear
-            new = cls.__new__(cls)
-            new.__dict__.update(m.__dict__)
-            if first:  # the image stays float, as in pdbviz
-                new.forward = (lambda self_: (lambda x: self_._conv_forward(x, self_.weight, self_.bias)))(new)
-                first = False
-            setattr(model, name, new)
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, make(m, name == first))
     return model
+
+
+def naive_w4a4(net: str) -> nn.Module:
+    def make(m, first):
+        cls = _NaiveConv if isinstance(m, nn.Conv2d) else _NaiveLinear
+        new = cls.__new__(cls)
+        new.__dict__.update(m.__dict__)
+        new.first = first
+        return new
+
+    return _swap(build(net), make)
 
 
 class _Stubbed(nn.Module):
@@ -79,113 +94,122 @@ class _Stubbed(nn.Module):
         return self.dequant(self.inner(self.quant(x)))
 
 
-def torch_ao_qat() -> nn.Module:
+def torch_ao_qat(net: str) -> nn.Module:
     import torch.ao.quantization as tq
 
-    model = _Stubbed(lenet())
+    model = _Stubbed(build(net))
     model.qconfig = tq.get_default_qat_qconfig("x86")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return tq.prepare_qat(model.train())
 
 
-def brevitas_w4a4() -> nn.Module | None:
+def brevitas_w4a4(net: str) -> nn.Module | None:
     try:
         import brevitas.nn as qnn
+        from brevitas.quant import Uint8ActPerTensorFloat
     except ImportError:
         return None
 
-    class BrevitasLeNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = qnn.QuantConv2d(1, 16, 5, padding=2, bias=False, weight_bit_width=4)
-            self.bn1, self.r1 = nn.BatchNorm2d(16), qnn.QuantReLU(bit_width=4)
-            self.conv2 = qnn.QuantConv2d(16, 32, 5, padding=2, bias=False, weight_bit_width=4)
-            self.bn2, self.r2 = nn.BatchNorm2d(32), qnn.QuantReLU(bit_width=4)
-            self.fc1, self.bn3, self.r3 = qnn.QuantLinear(1568, 120, bias=True, weight_bit_width=4), \
-                nn.BatchNorm1d(120), qnn.QuantReLU(bit_width=4)
-            self.fc2, self.bn4, self.r4 = qnn.QuantLinear(120, 84, bias=True, weight_bit_width=4), \
-                nn.BatchNorm1d(84), qnn.QuantReLU(bit_width=4)
-            self.fc3 = qnn.QuantLinear(84, 10, bias=True, weight_bit_width=4)
+    def make(m, first):
+        kw = {} if first else {"input_quant": Uint8ActPerTensorFloat, "input_bit_width": 4}
+        if isinstance(m, nn.Conv2d):
+            new = qnn.QuantConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                  bias=m.bias is not None, weight_bit_width=4, **kw)
+        else:
+            new = qnn.QuantLinear(m.in_features, m.out_features, bias=m.bias is not None, weight_bit_width=4, **kw)
+        new.load_state_dict(m.state_dict(), strict=False)  # the learned input scales keep their defaults
+        return new
 
-        def forward(self, x):
-            x = F.max_pool2d(self.r1(self.bn1(self.conv1(x))), 2)
-            x = F.max_pool2d(self.r2(self.bn2(self.conv2(x))), 2)
-            x = self.r3(self.bn3(self.fc1(x.flatten(1))))
-            x = self.r4(self.bn4(self.fc2(x)))
-            return self.fc3(x)
-
-    torch.manual_seed(0)
-    return BrevitasLeNet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _swap(build(net), make)
 
 
-def variants() -> dict[str, nn.Module]:
+def variants(net: str, compiled: bool) -> dict[str, nn.Module]:
     out = {
-        "float-32": lenet(),
-        "pdbviz W4A4": pdbviz.quantize(lenet(), "4/4"),
-        "pdbviz 8-4-2-1": pdbviz.quantize(lenet(), "8-4-2-1"),
-        "pdbviz 8-4-2-1/8-4-2-1": pdbviz.quantize(lenet(), "8-4-2-1/8-4-2-1"),
-        "pdbviz W1A1": pdbviz.quantize(lenet(), "1/1"),
-        "naive DoReFa W4A4": naive_w4a4(),
-        "torch.ao QAT int8": torch_ao_qat(),
+        "float-32": build(net),
+        "pdbviz W4A4": pdbviz.quantize(build(net), "4/4"),
+        "pdbviz 8-4-2-1": pdbviz.quantize(build(net), "8-4-2-1"),
+        "pdbviz 8-4-2-1/8-4-2-1": pdbviz.quantize(build(net), "8-4-2-1/8-4-2-1"),
+        "pdbviz W1A1": pdbviz.quantize(build(net), "1/1"),
+        "naive DoReFa W4A4": naive_w4a4(net),
+        "torch.ao QAT int8": torch_ao_qat(net),
     }
-    b = brevitas_w4a4()
+    b = brevitas_w4a4(net)
     if b is not None:
         out["Brevitas W4A4"] = b
+    if compiled:
+        out["float-32, compiled"] = build(net)
+        out["pdbviz W4A4, compiled"] = pdbviz.quantize(build(net), "4/4")
     return out
 
 
 # -- timing ----------------------------------------------------------------------
-def time_train(model, opt, x, y, steps):
-    model.train()
-    t0 = time.perf_counter()
-    for _ in range(steps):
+def make_steps(name: str, model: nn.Module, x, y):
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def train_step():
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (time.perf_counter() - t0) / steps
+
+    def eval_step():
+        with torch.no_grad():
+            model(x)
+
+    if name.endswith("compiled"):
+        return torch.compile(train_step, dynamic=False), torch.compile(eval_step, dynamic=False)
+    return train_step, eval_step
 
 
-@torch.no_grad()
-def time_eval(model, x, steps):
-    model.eval()
+def timed(step, train: bool, model: nn.Module, steps: int) -> float:
+    model.train(train)
     t0 = time.perf_counter()
     for _ in range(steps):
-        model(x)
+        step()
     return (time.perf_counter() - t0) / steps
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+def run(net: str, rounds: int, steps: int, compiled: bool) -> None:
+    shape, batch = NETS[net]
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(BATCH, *SHAPE, generator=g)
-    y = torch.randint(0, CLASSES, (BATCH,), generator=g)
-    models = variants()
-    opts = {k: torch.optim.Adam(m.parameters(), 1e-3) for k, m in models.items()}
-    for k, m in models.items():  # warm-up
-        time_train(m, opts[k], x, y, 2)
-        time_eval(m, x, 2)
+    x = torch.randn(batch, *shape, generator=g)
+    y = torch.randint(0, CLASSES, (batch,), generator=g)
+    models = variants(net, compiled)
+    stepfns = {k: make_steps(k, m, x, y) for k, m in models.items()}
+    for k, m in models.items():  # warm-up (and compilation)
+        timed(stepfns[k][0], True, m, 3)
+        timed(stepfns[k][1], False, m, 3)
     train = {k: [] for k in models}
     evals = {k: [] for k in models}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for k, m in models.items():
-            train[k].append(time_train(m, opts[k], x, y, args.steps))
-            evals[k].append(time_eval(m, x, args.steps))
+            train[k].append(timed(stepfns[k][0], True, m, steps))
+            evals[k].append(timed(stepfns[k][1], False, m, steps))
     base_t, base_e = statistics.median(train["float-32"]), statistics.median(evals["float-32"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, input {SHAPE}, "
-          f"{args.rounds} interleaved rounds x {args.steps} steps")
+    print(f"\n{net}: input {shape}, batch {batch}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{rounds} interleaved rounds x {steps} steps")
     print(f"{'variant':<26}{'train ms median (min-max)':>28}{'ratio':>8}{'eval ms median (min-max)':>28}{'ratio':>8}")
     for k in models:
         t, e = train[k], evals[k]
         print(f"{k:<26}{1000 * statistics.median(t):>12.2f} ({1000 * min(t):.2f}-{1000 * max(t):.2f})"
               f"{statistics.median(t) / base_t:>8.2f}x{1000 * statistics.median(e):>12.2f} "
               f"({1000 * min(e):.2f}-{1000 * max(e):.2f}){statistics.median(e) / base_e:>8.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    for net in args.nets:
+        run(net, args.rounds, args.steps, not args.no_compile)
 
 
 if __name__ == "__main__":
