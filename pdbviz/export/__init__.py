@@ -17,13 +17,16 @@ Example::
     cfg = export.torchao_config(q).config
 """
 
+from .api import FORMATS, export_model
 from .grid import (ACTIVATION_FORMS, INTEGER_FORMS, ExportError, IntegerGrid, activation_grid,
                    register_activation_form, register_integer_form, weight_grid)
-from .verify import QonnxCost, qonnx_cost, run_onnx, run_qonnx
-from .writers import FORMATS, ExportResult, LayerExport, to_onnx, to_qonnx
+from .torchao_config import TorchaoExport, torchao_config
+from .verify import Agreement, QonnxCost, agreement, qonnx_cost, run_onnx, run_qonnx
+from .writers import ExportResult, LayerExport, to_onnx, to_qonnx
 
 __all__ = [
     "ACTIVATION_FORMS",
+    "Agreement",
     "FORMATS",
     "INTEGER_FORMS",
     "ExportError",
@@ -31,7 +34,10 @@ __all__ = [
     "IntegerGrid",
     "LayerExport",
     "QonnxCost",
+    "TorchaoExport",
     "activation_grid",
+    "agreement",
+    "export_model",
     "qonnx_cost",
     "register_activation_form",
     "register_integer_form",
@@ -39,5 +45,6 @@ __all__ = [
     "run_qonnx",
     "to_onnx",
     "to_qonnx",
+    "torchao_config",
     "weight_grid",
 ]

@@ -188,6 +188,9 @@ class Graph:
         del self.g.initializer[:]
         self.g.initializer.extend(keep)
         del self.g.value_info[:]
+        for item in [*self.g.node, *self.g.input, *self.g.output, *self.g.initializer]:  # the exporter's notes
+            del item.metadata_props[:]
+            item.doc_string = ""
         for key, value in {"pdbviz_version": __version__, **metadata}.items():
             entry = self.proto.metadata_props.add()
             entry.key, entry.value = key, value

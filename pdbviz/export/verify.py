@@ -99,3 +99,45 @@ def qonnx_cost(path: str | os.PathLike) -> QonnxCost:
     by_type = {k.removeprefix("mem_w_"): v for k, v in res.items() if k.startswith("mem_w_")}
     return QonnxCost(float(res["total_mem_w_bits"]), float(res["total_mem_w_elems"]), by_type,
                      float(res["total_macs"]), float(res["total_bops"]), str(res.get("unsupported", "")))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely another runtime's outputs follow pdbviz's on the same inputs.
+
+    Attributes:
+        max_abs_diff: largest absolute difference of any output.
+        mean_abs_diff: mean absolute difference.
+        argmax_agreement: share of samples whose largest output is the same.
+        accuracy_reference: accuracy of the reference outputs (NaN without labels).
+        accuracy_other: accuracy of the other outputs (NaN without labels).
+    """
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    argmax_agreement: float
+    accuracy_reference: float
+    accuracy_other: float
+
+
+def agreement(reference, other, y=None) -> Agreement:
+    """Compare two output batches (``(n, classes)``), and their accuracies on labels ``y`` when given.
+
+    Example:
+        >>> a = agreement(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([[0.0, 0.9], [0.2, 0.0]]), y=[1, 1])
+        >>> round(a.max_abs_diff, 3), a.argmax_agreement, a.accuracy_reference
+        (0.8, 1.0, 0.5)
+    """
+    ref, got = _array(reference), _array(other)
+    if ref.shape != got.shape or ref.ndim != 2:
+        raise ValueError(f"reference and other must be output batches of one shape (n, classes), got {ref.shape} "
+                         f"and {got.shape}")
+    diff = np.abs(ref.astype(np.float64) - got)
+    acc_ref = acc_got = float("nan")
+    if y is not None:
+        labels = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y).reshape(-1)
+        if labels.shape != (len(ref),):
+            raise ValueError(f"y must hold one label per sample ({len(ref)}), got shape {labels.shape}")
+        acc_ref, acc_got = float((ref.argmax(1) == labels).mean()), float((got.argmax(1) == labels).mean())
+    return Agreement(float(diff.max()), float(diff.mean()), float((ref.argmax(1) == got.argmax(1)).mean()),
+                     acc_ref, acc_got)

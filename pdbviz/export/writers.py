@@ -33,7 +33,6 @@ from . import _graph
 from .grid import IntegerGrid, require
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
-FORMATS = ("qonnx", "onnx")
 
 
 @dataclass(frozen=True)
