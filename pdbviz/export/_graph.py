@@ -71,8 +71,7 @@ def targets(model: nn.Module, fmt: str) -> list[Target]:
                 wq = weight_quant(modules[path], pname)
                 if wq is None or (wq.weight_quantizer is None and wq.input_quantizer is None):
                     continue
-                bad = [p for p, _ in entry.owners if not isinstance(modules[p], _KINDS)
-                       or isinstance(modules[p], nn.modules.conv._ConvTransposeNd)]
+                bad = [p for p, _ in entry.owners if not isinstance(modules[p], _KINDS)]
                 if bad or entry.use != "module":
                     why = f"a {entry.kind} weight" if bad else "a weight used outside its module's forward"
                     raise ExportError(f"{fmt} export cannot express {entry.name!r}, {why}; it exports the weights "

@@ -60,9 +60,11 @@ class IntegerGrid:
         bipolar: the codes are -1 and +1 (one bit: ``BipolarQuant``).
 
     Example:
-        >>> g = IntegerGrid(scale=2 / 3, zero_point=-0.5, bits=2, signed=True)
+        >>> g = IntegerGrid(scale=2 / 3, zero_point=-0.5, bits=2, signed=True)   # DoReFa, 2 bits
         >>> g.int_range, g.values(np.array([-2, -1, 0, 1])).round(4).tolist()
         ((-2, 1), [-1.0, -0.3333, 0.3333, 1.0])
+        >>> g.codes(np.array([1.0, -1 / 3])).tolist()
+        [1, -1]
     """
 
     scale: float
@@ -146,8 +148,15 @@ def register_integer_form(mode: str) -> Callable[[WeightForm], WeightForm]:
     return deco
 
 
-def register_activation_form(mode: str) -> Callable:
-    """Decorator: the function of the bit-width giving the integer grid of input mode ``mode``."""
+def register_activation_form(mode: str) -> Callable[[Callable[[int], IntegerGrid]], Callable[[int], IntegerGrid]]:
+    """Decorator: the function of the bit-width giving the integer grid of input mode ``mode``.
+
+    Example::
+
+        @register_activation_form("pact")
+        def _pact(bits):
+            return IntegerGrid(ALPHA / (2**bits - 1), 0, bits, signed=False)
+    """
     if not isinstance(mode, str) or not mode:
         raise TypeError(f"mode must be a non-empty string, got {mode!r}")
 
