@@ -27,8 +27,8 @@ _SUBMODULE_NAMES = {
     "widgets": ["explore"],
 }
 
-_SUBPACKAGES = ["analysis", "checkpoint", "data", "experiment", "inference", "models", "plot", "quant", "results",
-                "train", "widgets"]
+_SUBPACKAGES = ["analysis", "checkpoint", "data", "experiment", "export", "inference", "models", "plot", "quant",
+                "results", "train", "widgets"]
 __getattr__, _lazy_dir, _lazy_all = _lazy.attach(__name__, submodules=_SUBPACKAGES, submod_attrs=_SUBMODULE_NAMES)
 __all__ = sorted({*_lazy_all, "__version__"} - set(_SUBPACKAGES))
 

@@ -47,6 +47,46 @@ def _cmd_memory(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    import warnings
+
+    import pdbviz
+    from pdbviz.export import FORMATS, export_model
+    from pdbviz.quant.packing import read_packed_header
+
+    header, _ = read_packed_header(args.packed)
+    if args.model is not None:
+        config = {"name": args.model, "input_shape": args.input_shape, "num_classes": args.num_classes,
+                  "width": args.width}
+        if args.input_shape is None or args.num_classes is None:
+            raise ValueError("--model needs --input-shape C H W and --num-classes N too")
+    else:
+        config = header.get("config")
+        if not config:
+            raise ValueError(f"{args.packed} does not say how to build its {header.get('model')} (written by an "
+                             "older pdbviz or not a zoo model); pass --model NAME --input-shape C H W --num-classes N")
+    model = pdbviz.build_model(config["name"], tuple(config["input_shape"]), config["num_classes"],
+                               width=config.get("width", 1.0))
+    q = pdbviz.load_packed(args.packed, model)
+    out = args.output or args.packed.with_name(args.packed.name.removesuffix(".pdbq") + FORMATS[args.to])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = export_model(q, out, to=args.to)
+    packed_kib, table = args.packed.stat().st_size / 1024, pdbviz.memory_summary(q)
+    if args.to == "torchao":
+        print(f"wrote {out}: torchao FqnToConfig for {len(result.layers)} Linear layers: "
+              + ", ".join(f"{k} {v}" for k, v in result.layers.items()))
+        for name, note in result.notes.items():
+            print(f"  note: {name}: {note}")
+        return 0
+    size = result.nbytes / 1024
+    print(f"wrote {out} ({args.to}): {size:,.1f} KiB; packed file {packed_kib:,.1f} KiB; memory table "
+          f"{table.total_kib:,.1f} KiB ({table.quantized_weight_kib:,.1f} KiB of quantized weights)")
+    for layer in result.layers:
+        print(f"  {layer.name}: weight {layer.weight}; input {layer.input}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -192,6 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--packed", type=Path, help="also write the bit-packed model to this file and compare sizes")
     m.set_defaults(func=_cmd_memory)
 
+    e = sub.add_parser("export", help="write a packed model (.pdbq) as QONNX, ONNX (QDQ) or a torchao config",
+                       description="Write a bit-packed model as QONNX (Quant nodes at its bit-widths, for FINN and "
+                                   "hls4ml), ONNX with int4/int8 weights (QDQ, for onnxruntime) or a torchao "
+                                   "FqnToConfig (JSON). Zoo models are rebuilt from the file; other files need "
+                                   "--model, --input-shape and --num-classes. Needs pip install \"pdbviz[export]\".")
+    e.add_argument("packed", type=Path, metavar="MODEL.pdbq", help="a file written by save_packed")
+    e.add_argument("--to", choices=("qonnx", "onnx", "torchao"), required=True, help="the format")
+    e.add_argument("-o", "--output", type=Path, default=None,
+                   help="the file to write (default: beside MODEL.pdbq, .qonnx.onnx / .onnx / .torchao.json)")
+    e.add_argument("--model", default=None, help="zoo model name (mlp, lenet, vgg-small, resnet20), when the file "
+                                                 "does not say")
+    e.add_argument("--input-shape", type=_positive_int, nargs=3, default=None, metavar=("C", "H", "W"))
+    e.add_argument("--num-classes", type=_positive_int, default=None)
+    e.add_argument("--width", type=float, default=1.0)
+    e.set_defaults(func=_cmd_export)
+
     from pdbviz.data import DATASETS
     from pdbviz.experiment import DEFAULT_SCHEDULES
     from pdbviz.models import MODELS
@@ -263,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, AttributeError) as err:
+    except (ValueError, TypeError, OSError, AttributeError, ImportError) as err:
         print(f"pdbviz {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -5,7 +5,8 @@ File format (version 2), all integers little-endian::
     8 bytes   magic b"PDBVIZPK"
     2 bytes   format version (uint16)
     4 bytes   length H of the header (uint32)
-    H bytes   zlib-compressed UTF-8 JSON header: pdbviz version, the schedule
+    H bytes   zlib-compressed UTF-8 JSON header: pdbviz version, the model's class
+              name and (optional, for zoo models) its ``build_model`` arguments, the schedule
               (``BitSchedule.to_dict``), and per tensor its name, shape, byte
               offset and length in the payload, and either its dtype (stored
               as raw bytes) or its bit-width, weight mode and scale (stored as
@@ -38,6 +39,7 @@ from .._version import __version__
 from .convert import quantize, schedule_of
 from .discovery import discover
 from .layers import weight_quant
+from .protocol import model_info
 from .schedule import BitSchedule
 
 MAGIC = b"PDBVIZPK"
@@ -141,6 +143,7 @@ def save_packed(model: nn.Module, path: str | os.PathLike) -> Path:
     header = {
         "pdbviz_version": __version__,
         "model": type(model).__name__,
+        "config": dict(model_info(model).config or {}) or None,  # how to rebuild it (zoo models)
         "schedule": schedule.to_dict() if schedule is not None else None,
         "tensors": entries,
         "payload_nbytes": offset,

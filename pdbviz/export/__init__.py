@@ -1,0 +1,50 @@
+"""Take a quantized model out of pdbviz: QONNX, ONNX with integer weights (QDQ), and torchao configs.
+
+Each format is checked by its own tool: ``run_qonnx`` (qonnx's executor),
+``qonnx_cost`` (qonnx's inference cost), ``run_onnx`` (onnxruntime), and
+``torchao.quantize_`` for the ``FqnToConfig`` of ``torchao_config``. The
+libraries come with the extra ``pip install "pdbviz[export]"`` and are
+imported only when used.
+
+Example::
+
+    import pdbviz
+    from pdbviz import export
+
+    q = pdbviz.quantize(pdbviz.build_model("lenet", (1, 28, 28)), "8-4-2-1/8")
+    export.to_qonnx(q, "lenet.qonnx.onnx")
+    export.to_onnx(q, "lenet.onnx")
+    cfg = export.torchao_config(q).config
+"""
+
+from .api import FORMATS, export_model
+from .grid import (ACTIVATION_FORMS, INTEGER_FORMS, ExportError, IntegerGrid, activation_grid,
+                   register_activation_form, register_integer_form, weight_grid)
+from .torchao_config import TorchaoExport, torchao_config
+from .verify import Agreement, QonnxCost, agreement, qonnx_cost, run_onnx, run_qonnx
+from .writers import ExportResult, LayerExport, to_onnx, to_qonnx
+
+__all__ = [
+    "ACTIVATION_FORMS",
+    "Agreement",
+    "FORMATS",
+    "INTEGER_FORMS",
+    "ExportError",
+    "ExportResult",
+    "IntegerGrid",
+    "LayerExport",
+    "QonnxCost",
+    "TorchaoExport",
+    "activation_grid",
+    "agreement",
+    "export_model",
+    "qonnx_cost",
+    "register_activation_form",
+    "register_integer_form",
+    "run_onnx",
+    "run_qonnx",
+    "to_onnx",
+    "to_qonnx",
+    "torchao_config",
+    "weight_grid",
+]
