@@ -11,8 +11,10 @@ import lazy_loader as _lazy
 from ._version import __version__
 
 _SUBMODULE_NAMES = {
-    "analysis": ["allocate_bits", "average_bits", "collect_features", "embed_layers", "fisher_score",
-                 "layer_sensitivity", "quantization_error", "separability_profile", "warm_up_umap"],
+    "analysis": ["allocate", "allocate_bits", "average_bits", "cka_profile", "collect_features", "embed_layers",
+                 "fisher_score", "hessian_trace", "layer_sensitivity", "linear_cka", "pareto_front",
+                 "predicted_loss", "quantization_error", "sensitivity_metrics", "separability_profile",
+                 "warm_up_umap"],
     "checkpoint": ["load_model", "save_model"],
     "data": ["Data", "as_data", "load_dataset"],
     "experiment": ["DEFAULT_SCHEDULES", "compare", "finetune"],

@@ -13,16 +13,16 @@ difficulty-weighted noise
 over bit-widths ``b_l`` from ``choices`` that never increase with depth
 (``b_1 >= b_2 >= ...``, the paper's progressively decreasing shape) and whose
 parameter-weighted memory meets the budget: ``sum_l p_l b_l <= B sum_l p_l``
-for an average of ``B`` bits, or ``sum_l p_l b_l / 8192 <= K`` KiB. Non-increasing
-sequences are enumerated exactly (they are few: C(L + k - 1, k - 1) for L layers
-and k choices); ties go to the smaller memory. A budget below every layer at the
+for an average of ``B`` bits, or ``sum_l p_l b_l / 8192 <= K`` KiB. The minimum
+is exact: it is the point of the exact front of memory against this cost
+(``front.pareto_front``, dynamic programming over the layers) that the budget
+picks; ties go to the smaller memory. A budget below every layer at the
 smallest choice is impossible and raises ValueError naming the smallest
 feasible budget.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -31,11 +31,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from ..quant import BitSchedule, discover, quantizable_layers
+from ..quant import BitSchedule, quantizable_layers
 from ..quant.quantizers import check_bits
 from .separability import METRICS
-
-_MAX_SEQUENCES = 2_000_000
 
 
 def difficulty(values: Sequence[float], metric: str) -> np.ndarray:
@@ -55,17 +53,27 @@ def difficulty(values: Sequence[float], metric: str) -> np.ndarray:
 
 
 def parse_budget(budget) -> tuple[str, float]:
-    """``2.0`` -> average bits; ``"56 KiB"`` / ``"56kib"`` -> KiB of quantized weights."""
+    """``2.0`` -> average bits; ``"56 KiB"`` / ``"56kib"`` -> KiB of quantized weights; ``"2e8 BOPs"`` /
+    ``"1.5 GBOPs"`` -> bit operations per sample (prefixes k, M, G, T).
+
+    Example:
+        >>> parse_budget("1.5 GBOPs")
+        ('bops', 1500000000.0)
+    """
     if isinstance(budget, (int, float)) and not isinstance(budget, bool):
         if not math.isfinite(budget) or budget <= 0:
             raise ValueError(f"budget must be a positive number of average bits or a string like '64 KiB', got {budget!r}")
         return "bits", float(budget)
     if isinstance(budget, str):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(kib|bits?)\s*", budget, flags=re.IGNORECASE)
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(kib|bits?|([kmgt]?)bops)\s*", budget,
+                         flags=re.IGNORECASE)
         if m and float(m.group(1)) > 0:
-            return ("kib" if m.group(2).lower() == "kib" else "bits"), float(m.group(1))
-    raise ValueError(f"budget must be a positive number of average bits or a string like '64 KiB' or '1.5 bits', "
-                     f"got {budget!r}")
+            unit = m.group(2).lower()
+            if unit.endswith("bops"):
+                return "bops", float(m.group(1)) * 1000.0 ** " kmgt".index(m.group(3).lower() or " ")
+            return ("kib" if unit == "kib" else "bits"), float(m.group(1))
+    raise ValueError(f"budget must be a positive number of average bits or a string like '64 KiB' or '1.5 bits' "
+                     f"(or '2e8 BOPs'), got {budget!r}")
 
 
 def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequence[int] = (1, 2, 4, 8),
@@ -81,7 +89,9 @@ def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequ
         metric: the profile column to use.
         a_bits: activation bits for every layer (default full precision).
 
-    The algorithm is in this module's docstring.
+    The algorithm is in this module's docstring; the minimum comes from the
+    exact front of ``pareto_front`` (memory against the difficulty-weighted noise,
+    non-increasing), of which this is the point the budget picks.
 
     Example:
         >>> import pandas as pd
@@ -91,6 +101,8 @@ def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequ
         >>> allocate_bits(prof, net, budget=3).w_bits
         [4, 4, 1]
     """
+    from .front import pareto_front
+
     if not isinstance(profile, pd.DataFrame) or "layer" not in profile:
         raise TypeError("profile must be the DataFrame that separability_profile returns")
     if metric not in profile.columns:
@@ -104,40 +116,19 @@ def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequ
     if missing:
         raise ValueError(f"the profile has no {metric!r} value for layers {missing}; compute it on this model")
     d = difficulty([by_layer[n] for n in layers], metric)
-    layout = discover(model)
-    p = np.array([layout[n].numel for n in layers], dtype=np.float64)
+    if parse_budget(budget)[0] == "bops":
+        raise ValueError(f"allocate_bits takes a memory budget (average bits or KiB), got {budget!r}; "
+                         "pdbviz.analysis.allocate takes BOPs and latency budgets")
+    loss = pd.DataFrame([{"layer": n, "w_bits": b, "a_bits": 32, "loss": dl * 4.0 ** -b}
+                         for n, dl in zip(layers, d) for b in choices])
+    front = pareto_front(model, loss, "memory", budget, monotone=True)
+    low = front.table.iloc[0]
     kind, value = parse_budget(budget)
-    limit = value * p.sum() if kind == "bits" else value * 8192
-    lo = min(choices)
-    if lo * p.sum() > limit * (1 + 1e-12):
+    if (low.avg_bits if kind == "bits" else low.weight_kib) > value * (1 + 1e-12):
         raise ValueError(f"budget {budget!r} is impossible with choices {sorted(choices)}: the smallest feasible "
-                         f"budget is {lo:g} average bits ({lo * p.sum() / 8192:.2f} KiB)")
-    L, k = len(layers), len(choices)
-    if math.comb(L + k - 1, k - 1) > _MAX_SEQUENCES:
-        raise ValueError(f"{L} layers with {k} choices give too many schedules to search; use fewer choices")
-    best = None
-    c = np.array(choices, dtype=np.float64)
-    # a non-increasing sequence is fixed by how many layers take each choice, in order
-    for counts in _compositions(L, k):
-        bits = np.repeat(c, counts)
-        mem = float(p @ bits)
-        if mem > limit * (1 + 1e-12):
-            continue
-        cost = float(d @ np.power(4.0, -bits))
-        if best is None or (cost, mem) < (best[0], best[1]):
-            best = (cost, mem, bits)
-    return BitSchedule.from_list(layers, [int(b) for b in best[2]], a_bits)
-
-
-def _compositions(n: int, k: int):
-    """All k-tuples of non-negative integers summing to n (stars and bars)."""
-    for bars in itertools.combinations(range(n + k - 1), k - 1):
-        prev, out = -1, []
-        for b in bars:
-            out.append(b - prev - 1)
-            prev = b
-        out.append(n + k - 2 - prev)
-        yield out
+                         f"budget is {low.avg_bits:g} average bits ({low.weight_kib:.2f} KiB)")
+    w = front.table.w_bits.iloc[front.index()]
+    return BitSchedule.from_list(layers, list(w), a_bits)
 
 
 def average_bits(model: nn.Module, schedule: BitSchedule | str) -> float:

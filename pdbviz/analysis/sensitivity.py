@@ -36,6 +36,31 @@ def quantization_noise(w: torch.Tensor, wq: torch.Tensor) -> dict[str, float]:
     return {"sqnr_db": db, "mse": noise / max(len(w), 1), "scale": a}
 
 
+def quantized_at_scale(w: torch.Tensor, bits: int, weight_mode: str = "dorefa") -> torch.Tensor:
+    """``a Q_b(w)``: the weight quantized at ``bits`` by ``weight_mode``, at the float weight's scale.
+
+    ``a = <w, Q_b(w)> / <Q_b(w), Q_b(w)>`` is the least-squares scale (see
+    ``quantization_noise``): DoReFa maps weights into [-1, 1] whatever their
+    scale, which the BatchNorm after a layer absorbs in a deployed model, so
+    the sensitivity metrics compare ``w`` with ``a Q_b(w)``, not with ``Q_b(w)``.
+    Quantizers with learned state are first initialised from ``w``.
+
+    Example:
+        >>> w = torch.tensor([0.2, -0.1, 0.05, -0.3])
+        >>> [round(v, 4) for v in quantized_at_scale(w, 1).tolist()]
+        [0.1625, -0.1625, 0.1625, -0.1625]
+    """
+    bits = check_bits(bits, "bits", allow_float=False)
+    with torch.no_grad():
+        w = w.detach()
+        q = weight_quantizer(weight_mode)(bits).to(w.device)
+        q.init_from(w)
+        wq = q(w).to(w.dtype)
+        denom = (wq * wq).sum()
+        a = (w * wq).sum() / denom if float(denom) > 0 else denom.new_zeros(())
+    return a * wq
+
+
 def sqnr_db(w: torch.Tensor, wq: torch.Tensor) -> float:
     """Signal-to-quantization-noise ratio in dB after the best scale (see ``quantization_noise``).
 
@@ -70,11 +95,12 @@ def quantization_error(model: nn.Module, schedule: BitSchedule | str) -> pd.Data
 def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None = None,
                       layers: Sequence[str] | None = None, recalibrate: bool = True,
                       n_calibration: int = 512, weight_mode: str = "dorefa", split: str = "test",
-                      output=None, device=None) -> pd.DataFrame:
+                      output=None, device=None, act_mode: str = "dorefa") -> pd.DataFrame:
     """Accuracy when only one layer is quantized to ``bits`` (no retraining).
 
     For each layer, a copy of ``model`` gets that layer alone at ``bits``
-    (and ``a_bits`` on its input, where it can be quantized); BatchNorm
+    (and ``a_bits`` on its input, where it can be quantized; ``bits=32`` with
+    ``a_bits`` below 32 quantizes the input alone); BatchNorm
     statistics are re-estimated on ``n_calibration`` training samples when
     ``recalibrate`` (the float baseline gets the same treatment). ``data`` is
     any form ``as_data`` accepts; accuracy is measured on ``split``, on
@@ -84,8 +110,9 @@ def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None 
     ``accuracy_drop`` (``float_accuracy - accuracy``).
     """
     bits = check_bits(bits, "bits")
-    if bits == FULL_PRECISION:
-        raise ValueError("bits must be below 32 for a sensitivity analysis (32 is the float baseline)")
+    if bits == FULL_PRECISION and check_bits(a_bits, "a_bits") == FULL_PRECISION:
+        raise ValueError("bits must be below 32 for a sensitivity analysis (32 is the float baseline), or a_bits "
+                         "below 32 to quantize inputs alone")
     data = as_data(data)
     order = quantizable_layers(model)
     layers = order if layers is None else [n for n in order if n in set(layers)]
@@ -98,7 +125,7 @@ def layer_sensitivity(model: nn.Module, data, bits: int = 2, a_bits: int | None 
     base = score(copy.deepcopy(model))
     rows = []
     for name in layers:
-        q = quantize(model, BitSchedule({name: BitSpec(bits, a_bits, weight_mode)}))
+        q = quantize(model, BitSchedule({name: BitSpec(bits, a_bits, weight_mode, act_mode)}))
         acc = score(q)
         rows.append({"layer": name, "depth": order.index(name), "w_bits": bits, "accuracy": acc,
                      "float_accuracy": base, "accuracy_drop": base - acc})
