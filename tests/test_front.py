@@ -28,6 +28,7 @@ def _net(sizes):
 @st.composite
 def instances(draw):
     L = draw(st.integers(1, 4))
+    exact = draw(st.booleans())  # losses that sum exactly, so that ties happen; or any floats
     sizes = draw(st.lists(st.integers(1, 12), min_size=L + 1, max_size=L + 1))
     rows, lat = [], []
     for layer in range(L):
@@ -37,7 +38,8 @@ def instances(draw):
             as_.append(32)
         for w in ws:
             for a in as_:
-                rows.append((str(layer), w, a, draw(st.integers(0, 40)) / 8))
+                rows.append((str(layer), w, a, draw(st.integers(0, 40)) / 8 if exact else
+                             draw(st.floats(0, 5, allow_subnormal=False))))
                 lat.append((str(layer), w, a, float(draw(st.integers(1, 20)))))
     loss = pd.DataFrame(rows, columns=["layer", "w_bits", "a_bits", "loss"])
     latency = pd.DataFrame(lat, columns=["layer", "w_bits", "a_bits", "latency"])
@@ -263,3 +265,22 @@ def test_predicted_loss_conversions_and_interpolation():
         predicted_loss(frame, "hessian")
     with pytest.raises(ValueError, match="no 'kl' rows for layers"):
         predicted_loss(frame.assign(metric="kl"), "kl", layers=["z"])
+
+
+def test_budget_bounds_keep_the_front_exact(monkeypatch):
+    """The Lagrangian bounds drop states early; without them the same front comes out (float losses)."""
+    import pdbviz.analysis._bounds as bounds
+
+    rng = np.random.default_rng(1)
+    net = _net([12, 10, 9, 11, 8, 7, 6])
+    rows = [(str(l), w, a, d * 4.0 ** -w + (e * 4.0 ** -a if a < 32 else 0.0))
+            for l, (d, e) in enumerate(rng.uniform(0.1, 1, (6, 2))) for w in range(1, 9) for a in (2, 4, 8, 32)
+            if l > 0 or a == 32]
+    loss = pd.DataFrame(rows, columns=["layer", "w_bits", "a_bits", "loss"])
+    cases = [("memory", {"bops": 5e4}, False), ("bops", {"bits": 4}, True), ("memory", {"bops": 3e4}, True)]
+    fronts = [pareto_front(net, loss, p, b, monotone=m).table for p, b, m in cases]
+    monkeypatch.setattr(bounds.Bounds, "keep", lambda self, l, c, f: np.ones(len(f), dtype=bool))
+    for (p, b, m), got in zip(cases, fronts):
+        want = pareto_front(net, loss, p, b, monotone=m).table
+        assert got.loss.tolist() == want.loss.tolist() and got.weight_bits.tolist() == want.weight_bits.tolist()
+        assert len(got) > 20

@@ -13,6 +13,7 @@ from ..quant.discovery import ModelLayout
 from ..quant.quantizers import FULL_PRECISION
 
 _TOL = 1e-12
+_LABEL = {"weight_bits": "memory (weight bits)", "bops": "BOPs", "latency": "latency"}
 
 
 @dataclass
@@ -29,7 +30,8 @@ class Problem:
     choices: list[np.ndarray]   # (K_l, 2): w_bits, a_bits
     costs: list[np.ndarray]     # (K_l, R)
     losses: list[np.ndarray]
-    limits: np.ndarray          # (R,): the budgets (with a relative tolerance of 1e-12) less the fixed part
+    limits: np.ndarray          # (R,): the budgets (with a relative tolerance of 1e-12) less the fixed part;
+                                # the primary's is infinite unless only the front below its budget is wanted
     min_rest: list[np.ndarray]  # L + 1 vectors (R,): the cheapest completion from layer l on
     values: dict                # "weight_bits" | "bops" | "latency" -> list of (K_l,) arrays
     fixed: dict                 # the same resources of the layers left out of the allocation
@@ -47,9 +49,9 @@ class Problem:
 
     def infeasible_message(self) -> str:
         low = self.min_rest[0] + np.array([self.fixed[r] for r in self.resources])
-        parts = [f"{r} {v:g}" for r, v in zip(self.resources[1:], low[1:])]
-        return (f"budget {self.budget_text} cannot be met with the allowed choices: the least each limited cost can "
-                f"be is " + ", ".join(parts) + " (memory in weight bits)")
+        parts = [f"{_LABEL[r]} at least {v:,.6g}" for r, v, lim in zip(self.resources, low, self.limits)
+                 if math.isfinite(lim)]
+        return f"budget {self.budget_text} cannot be met with the allowed choices: " + ", ".join(parts)
 
     def table(self, idx: np.ndarray) -> pd.DataFrame:
         """One row per point: the totals of every resource, the loss and the bit-widths per layer."""
@@ -90,8 +92,9 @@ def _allowed_pairs(name: str, spec) -> tuple[set, set]:
 
 
 def build_problem(layout: ModelLayout, loss: pd.DataFrame, allowed: Mapping | None, latency: pd.DataFrame | None,
-                  limits: dict, primary: str) -> Problem:
-    """Turn the loss (and latency) tables, the model's layout and the budgets into a ``Problem``."""
+                  limits: dict, primary: str, below_budget: bool = False) -> Problem:
+    """Turn the loss (and latency) tables, the model's layout and the budgets into a ``Problem``; with
+    ``below_budget``, the budget on the primary cost limits the problem too (only the front below it is wanted)."""
     names = layout.names
     unknown = sorted(set(loss.layer) - set(names))
     if unknown:
@@ -159,11 +162,12 @@ def build_problem(layout: ModelLayout, loss: pd.DataFrame, allowed: Mapping | No
             raise ValueError("BOPs need the MACs of every layer: give example_input= (one batch) or a model with "
                              "pdbviz_info")
     costs = [np.column_stack([values[r][l] for r in resources]) for l in range(len(layers))]
-    limits_arr = np.array([math.inf] + [limit_of[r] * (1 + _TOL) - fixed[r] for r in resources[1:]])
+    cap = limit_of[resources[0]] * (1 + _TOL) - fixed[resources[0]] if below_budget else math.inf
+    limits_arr = np.array([cap] + [limit_of[r] * (1 + _TOL) - fixed[r] for r in resources[1:]])
     mins = np.array([c.min(0) for c in costs]) if costs else np.zeros((0, len(resources)))
     rest = [mins[l:].sum(0) for l in range(len(layers))] + [np.zeros(len(resources))]
     prob = Problem(layers, choices, costs, losses, limits_arr, rest, values, fixed, total_params, resources,
                    repr(limits))
-    if np.any(rest[0][1:] > limits_arr[1:]):
+    if np.any(rest[0] > limits_arr):
         raise ValueError(prob.infeasible_message())
     return prob

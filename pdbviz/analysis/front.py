@@ -177,7 +177,8 @@ def _check_table(table, name: str, value: str) -> pd.DataFrame:
 
 def pareto_front(model: nn.Module, loss: pd.DataFrame, primary: str = "memory", budget=None,
                  monotone: bool = False, allowed: Mapping | None = None, latency: pd.DataFrame | None = None,
-                 weight_mode: str = "dorefa", act_mode: str = "dorefa", example_input=None) -> Front:
+                 weight_mode: str = "dorefa", act_mode: str = "dorefa", example_input=None,
+                 _below_budget: bool = False) -> Front:
     """The exact Pareto front of predicted loss against the ``primary`` cost (see the module docstring).
 
     Args:
@@ -215,7 +216,7 @@ def pareto_front(model: nn.Module, loss: pd.DataFrame, primary: str = "memory", 
     if primary == "latency" and latency is None:
         raise ValueError("primary='latency' needs a latency table (layer, w_bits, a_bits, latency)")
     layout = discover(model, example_input)
-    prob = build_problem(layout, loss, allowed, latency, limits, primary)
+    prob = build_problem(layout, loss, allowed, latency, limits, primary, _below_budget)
     idx = _dp(prob, monotone)
     table = prob.table(idx)
     return Front(table, tuple(prob.layers), primary, limits, weight_mode, act_mode, prob.total_params)
@@ -226,7 +227,8 @@ def allocate(model: nn.Module, loss: pd.DataFrame, budget, primary: str | None =
              act_mode: str = "dorefa", example_input=None) -> BitSchedule:
     """The schedule with the least predicted loss that meets every budget: ``pareto_front(...).choose()``.
 
-    ``primary`` defaults to memory when the budget limits it, else BOPs, else latency.
+    ``primary`` defaults to memory when the budget limits it, else BOPs, else
+    latency. Only the part of the front within the budget is computed.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 10))
@@ -242,7 +244,7 @@ def allocate(model: nn.Module, loss: pd.DataFrame, budget, primary: str | None =
         kinds = {_RESOURCE[k] for k in limits}
         primary = next(p for p in PRIMARY if p in kinds)
     front = pareto_front(model, loss, primary, limits, monotone, allowed, latency, weight_mode, act_mode,
-                         example_input)
+                         example_input, _below_budget=True)
     return front.choose()
 
 
@@ -255,8 +257,16 @@ def _dp(prob, monotone: bool) -> np.ndarray:
     loss = np.zeros(1)
     last = np.full(1, np.inf)
     parents, picks = [], []
+    usefuls = [_useful_choices(prob.costs[l], prob.losses[l], prob.wbits[l], monotone) for l in range(L)]
+    bounds = None
+    if R > 1:
+        from ._bounds import Bounds
+
+        bounds = Bounds([prob.costs[l][u] for l, u in enumerate(usefuls)],
+                        [prob.losses[l][u] for l, u in enumerate(usefuls)],
+                        [prob.wbits[l][u] for l, u in enumerate(usefuls)], limits, monotone)
     for l in range(L):
-        useful = _useful_choices(prob.costs[l], prob.losses[l], prob.wbits[l], monotone)
+        useful = usefuls[l]
         c_cost, c_loss, c_w = prob.costs[l][useful], prob.losses[l][useful], prob.wbits[l][useful]
         s, k = np.meshgrid(np.arange(len(loss)), np.arange(len(c_loss)), indexing="ij")
         s, k = s.ravel(), k.ravel()
@@ -269,10 +279,13 @@ def _dp(prob, monotone: bool) -> np.ndarray:
                                  f"smaller bit-widths before it; use monotone=False or allow smaller bit-widths")
         new_cost = cost[s] + c_cost[k]
         new_loss = loss[s] + c_loss[k]
-        feasible = np.all(new_cost[:, 1:] + rest[l + 1][1:] <= limits[1:], axis=1)
+        feasible = np.all(new_cost + rest[l + 1] <= limits, axis=1)
         s, k, new_cost, new_loss = s[feasible], k[feasible], new_cost[feasible], new_loss[feasible]
         if not len(s):
             raise ValueError(prob.infeasible_message())
+        if bounds is not None:
+            ok = bounds.keep(l, new_cost, new_loss)
+            s, k, new_cost, new_loss = s[ok], k[ok], new_cost[ok], new_loss[ok]
         groups = c_w[k] if monotone else np.zeros(len(k))
         keep = []
         for g in np.unique(groups):
