@@ -279,8 +279,17 @@ def test_budget_bounds_keep_the_front_exact(monkeypatch):
     loss = pd.DataFrame(rows, columns=["layer", "w_bits", "a_bits", "loss"])
     cases = [("memory", {"bops": 5e4}, False), ("bops", {"bits": 4}, True), ("memory", {"bops": 3e4}, True)]
     fronts = [pareto_front(net, loss, p, b, monotone=m).table for p, b, m in cases]
-    monkeypatch.setattr(bounds.Bounds, "keep", lambda self, l, c, f: np.ones(len(f), dtype=bool))
-    for (p, b, m), got in zip(cases, fronts):
-        want = pareto_front(net, loss, p, b, monotone=m).table
+    primary_budgets = [{"bits": 2.5}, {"bops": 6e4}, {"bits": 3}]
+    best = [allocate(net, loss, {**b, **pb}, monotone=m) for (p, b, m), pb in zip(cases, primary_budgets)]
+    monkeypatch.setattr(bounds.Bounds, "keep", lambda self, l, c, f, single=False: np.ones(len(f), dtype=bool))
+    for (p, b, m), got, pb, sched in zip(cases, fronts, primary_budgets, best):
+        front = pareto_front(net, loss, p, b, monotone=m)
+        want = front.table
         assert got.loss.tolist() == want.loss.tolist() and got.weight_bits.tolist() == want.weight_bits.tolist()
         assert len(got) > 20
+        i = front.index(pb)  # branch and bound finds the same least loss within both budgets
+        table = loss.set_index(["layer", "w_bits", "a_bits"]).loss
+        got_loss = sum(table[(n, s.w_bits, s.a_bits)] for n, s in sched.items())
+        assert got_loss == pytest.approx(want.loss.iloc[i], rel=1e-12)
+        summary = memory_summary(net, sched)
+        assert summary.avg_bits <= pb.get("bits", 32) and summary.bops <= {**b, **pb}.get("bops", math.inf)

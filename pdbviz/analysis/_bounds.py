@@ -19,7 +19,10 @@ a relative 1e-9, so that rounding cannot make an allocation beat itself): then e
 allocation through it is beaten by an incumbent, so it is no front point,
 while the states of every front point survive (a strict inequality cannot
 hold for them). When only the front below a budget on the primary cost is
-wanted (``allocate``), completions beyond it count as beaten too.
+wanted, completions beyond it count as beaten too; when only its least loss
+is (``allocate``), a state is dropped as soon as the bound at the primary
+cost left, ``f + max_lambda (R_l(cap - c) - lambda (B - b))``, is strictly
+above the best incumbent within every budget (branch and bound).
 """
 
 from __future__ import annotations
@@ -63,16 +66,24 @@ class Bounds:
         vals = np.stack([_staircase(f[l], nxt) for f in self.fronts])  # (lambdas, blocks)
         return costs, vals
 
-    def keep(self, l: int, cost: np.ndarray, loss: np.ndarray) -> np.ndarray:
-        """Which states after layer ``l`` (costs ``(n, R)``, losses ``(n,)``) may still lead to a front point."""
+    def keep(self, l: int, cost: np.ndarray, loss: np.ndarray, single: bool = False) -> np.ndarray:
+        """Which states after layer ``l`` (costs ``(n, R)``, losses ``(n,)``) may still lead to a front point
+        (``single``: to the least loss within every budget, the primary's included)."""
         if not len(self.inc_cost):
             return np.ones(len(loss), dtype=bool)
         starts, vals = self.grids[l + 1]
         lam = np.array(self.lambdas)  # (lambdas, R - 1)
         out = np.empty(len(loss), dtype=bool)
+        within = self.inc_loss[self.inc_cost <= self.cap]
+        best_within = within.min() if len(within) else np.inf
         for lo in range(0, len(loss), _CHUNK):
             c, b, f = cost[lo:lo + _CHUNK, 0], cost[lo:lo + _CHUNK, 1:], loss[lo:lo + _CHUNK]
             slack = (self.limits[None, :] - b) @ lam.T  # (n, lambdas): lambda (B - b)
+            if single:
+                room = np.stack([_staircase(fr[l + 1], self.cap - c) for fr in self.fronts], 1)  # (n, lambdas)
+                bound = f + (room - slack).max(1)
+                out[lo:lo + _CHUNK] = ~(best_within < bound - _REL * np.abs(bound))
+                continue
             bound = f[:, None] + (vals[None, :, :] - slack[:, :, None]).max(1)  # (n, blocks)
             pos = np.searchsorted(self.inc_cost, c[:, None] + starts[None, :], side="right") - 1
             best = np.where(pos >= 0, self.inc_loss[np.maximum(pos, 0)], np.inf)

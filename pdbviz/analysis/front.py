@@ -178,7 +178,7 @@ def _check_table(table, name: str, value: str) -> pd.DataFrame:
 def pareto_front(model: nn.Module, loss: pd.DataFrame, primary: str = "memory", budget=None,
                  monotone: bool = False, allowed: Mapping | None = None, latency: pd.DataFrame | None = None,
                  weight_mode: str = "dorefa", act_mode: str = "dorefa", example_input=None,
-                 _below_budget: bool = False) -> Front:
+                 _single: bool = False) -> Front:
     """The exact Pareto front of predicted loss against the ``primary`` cost (see the module docstring).
 
     Args:
@@ -216,8 +216,8 @@ def pareto_front(model: nn.Module, loss: pd.DataFrame, primary: str = "memory", 
     if primary == "latency" and latency is None:
         raise ValueError("primary='latency' needs a latency table (layer, w_bits, a_bits, latency)")
     layout = discover(model, example_input)
-    prob = build_problem(layout, loss, allowed, latency, limits, primary, _below_budget)
-    idx = _dp(prob, monotone)
+    prob = build_problem(layout, loss, allowed, latency, limits, primary, _single)
+    idx = _dp(prob, monotone, _single)
     table = prob.table(idx)
     return Front(table, tuple(prob.layers), primary, limits, weight_mode, act_mode, prob.total_params)
 
@@ -228,7 +228,8 @@ def allocate(model: nn.Module, loss: pd.DataFrame, budget, primary: str | None =
     """The schedule with the least predicted loss that meets every budget: ``pareto_front(...).choose()``.
 
     ``primary`` defaults to memory when the budget limits it, else BOPs, else
-    latency. Only the part of the front within the budget is computed.
+    latency. Only what can lead to the best point within the budget is computed
+    (branch and bound on the front's dynamic programme, exact).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 10))
@@ -244,12 +245,13 @@ def allocate(model: nn.Module, loss: pd.DataFrame, budget, primary: str | None =
         kinds = {_RESOURCE[k] for k in limits}
         primary = next(p for p in PRIMARY if p in kinds)
     front = pareto_front(model, loss, primary, limits, monotone, allowed, latency, weight_mode, act_mode,
-                         example_input, _below_budget=True)
+                         example_input, _single=True)
     return front.choose()
 
 
-def _dp(prob, monotone: bool) -> np.ndarray:
-    """Choice indices (points x layers) of the exact front of ``prob`` (a ``_choices.Problem``)."""
+def _dp(prob, monotone: bool, single: bool = False) -> np.ndarray:
+    """Choice indices (points x layers) of the exact front of ``prob`` (a ``_choices.Problem``); with ``single``,
+    of a front that holds at least the least-loss point within every budget."""
     L = len(prob.layers)
     R = prob.n_resources
     limits, rest = prob.limits, prob.min_rest
@@ -284,7 +286,7 @@ def _dp(prob, monotone: bool) -> np.ndarray:
         if not len(s):
             raise ValueError(prob.infeasible_message())
         if bounds is not None:
-            ok = bounds.keep(l, new_cost, new_loss)
+            ok = bounds.keep(l, new_cost, new_loss, single)
             s, k, new_cost, new_loss = s[ok], k[ok], new_cost[ok], new_loss[ok]
         groups = c_w[k] if monotone else np.zeros(len(k))
         keep = []
