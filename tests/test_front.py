@@ -74,13 +74,13 @@ def _brute(net, loss, latency, primary, limits, monotone):
     if not points:
         return None
     keep = nondominated(np.array([[p[0], p[1]] for p in points]))
-    return [points[i] for i in keep], names
+    return [points[i] for i in keep], names, points
 
 
 @settings(max_examples=80, deadline=None)
 @given(inst=instances(), primary=st.sampled_from(["memory", "bops", "latency"]), monotone=st.booleans(),
        budget_keys=st.sets(st.sampled_from(["bits", "bops", "latency"]), max_size=2),
-       fractions=st.lists(st.floats(0.1, 1.0), min_size=3, max_size=3))
+       fractions=st.lists(st.floats(0.1, 1.0), min_size=4, max_size=4))
 def test_front_equals_brute_force(inst, primary, monotone, budget_keys, fractions):
     sizes, loss, latency = inst
     net = _net(sizes)
@@ -92,8 +92,20 @@ def test_front_equals_brute_force(inst, primary, monotone, budget_keys, fraction
         with pytest.raises(ValueError, match="cannot be met|non-increasing"):
             pareto_front(net, loss, primary, limits, monotone=monotone, latency=latency)
         return
-    points, names = expected
+    points, names, everything = expected
     front = pareto_front(net, loss, primary, limits, monotone=monotone, latency=latency)
+    # one point under a budget on the primary cost too: allocate's branch and bound equals brute force
+    key = {"memory": "bits", "bops": "bops", "latency": "latency"}[primary]
+    cap = maxima[key] * fractions[3]
+    total = sum(e.numel for e in discover(net).entries)
+    within = [p[1] for p in everything if p[0] <= (cap * total if key == "bits" else cap) * (1 + 1e-12)]
+    if not within:
+        with pytest.raises(ValueError):
+            allocate(net, loss, {**limits, key: cap}, primary=primary, monotone=monotone, latency=latency)
+    else:
+        sched = allocate(net, loss, {**limits, key: cap}, primary=primary, monotone=monotone, latency=latency)
+        table = loss.set_index(["layer", "w_bits", "a_bits"]).loss
+        assert sum(table[(n, sp.w_bits, sp.a_bits)] for n, sp in sched.items()) == min(within)
     column = {"memory": "weight_bits", "bops": "bops", "latency": "latency"}[primary]
     got = list(zip(front.table[column], front.table.loss))
     assert got == [(p[0], p[1]) for p in points]
