@@ -16,6 +16,10 @@ them): ``t_i = v_i^T H(L_i) v_i`` with ``L_i`` the mean loss over ``S_i``, and
 double-backward pass over the samples whatever ``k``; its standard error
 (the spread of the ``t_i``) covers both the probes and the samples.
 
+One probe covers every block at once: ``v_l^T (H v)_l`` is unbiased for
+``Tr(H_l)``, and the cross terms ``v_l^T H_lm v_m`` of the other blocks add
+variance (zero mean), not bias; the standard error includes it.
+
 With inputs, each layer's input is the variable of a second Hessian block
 (HAWQ-V2's activation Hessian): the layer's own copy of its input, so that a
 tensor that several layers read is differentiated separately for each reader.
