@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator
 
 DASK_EXTRA = 'pdbviz.sweep needs dask.distributed; install it with: pip install "pdbviz[dask]"'
+#: a worker resource of one unit per worker: runs that ask for it run one at a time per worker
+RUN_SLOT = "pdbviz_run"
 
 
 def distributed():
@@ -42,16 +44,20 @@ def connect(client, workers: int | None, gpu: bool, retries: int, timeout: float
     """Yield a ``distributed.Client``: the one given, one connected to an address, or a new LocalCluster's.
 
     A LocalCluster (``client=None``) has ``workers`` processes of one thread
-    each on 127.0.0.1, advertises a ``GPU`` resource per worker when ``gpu``,
-    and gives up on a run whose worker died ``retries + 1`` times. What this
+    each on 127.0.0.1 with one ``RUN_SLOT`` (and one ``GPU`` when ``gpu``)
+    resource, so that each worker holds one run at a time, and gives up on a
+    run whose worker died ``retries + 1`` times. What this
     function started, it closes; a Client that was passed in stays open.
     """
     dd = distributed()
     if client is None:
         import dask
 
-        resources = {"GPU": 1} if gpu else None
-        with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+        # one run per worker at a time: a free worker never waits behind a long run, and a dying worker takes
+        # only its own run with it (dask assigns tasks with dependencies to workers eagerly otherwise)
+        resources = {RUN_SLOT: 1, **({"GPU": 1} if gpu else {})}
+        with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                              "distributed.scheduler.worker-saturation": 1.0}):
             cluster = dd.LocalCluster(n_workers=workers or default_workers(gpu), threads_per_worker=1,
                                       processes=True, host="127.0.0.1", dashboard_address=":0",
                                       resources=resources, silence_logs=logging.ERROR)
@@ -75,3 +81,17 @@ def connect(client, workers: int | None, gpu: bool, retries: int, timeout: float
     else:
         raise TypeError(f"client must be None (a local cluster), a scheduler address such as "
                         f"'tcp://10.0.0.5:8786', or a distributed.Client, got {type(client).__name__}")
+
+
+def run_resources(client, gpu: bool) -> dict | None:
+    """What each run asks of its worker: a ``GPU`` when ``gpu``, and a ``RUN_SLOT`` when every worker has one
+    (the LocalCluster's do; ``dask worker ADDRESS --resources "pdbviz_run=1"`` gives others one)."""
+    workers = client.scheduler_info().get("workers", {}).values()
+    has = [w.get("resources", {}) for w in workers]
+    if gpu and has and not any(r.get("GPU") for r in has):
+        raise ValueError("device asks every run for a GPU, but no worker of this cluster advertises a 'GPU' "
+                         "resource; start the workers with: dask worker ADDRESS --resources GPU=1")
+    wanted = {"GPU": 1} if gpu else {}
+    if has and all(r.get(RUN_SLOT) for r in has):
+        wanted[RUN_SLOT] = 1
+    return wanted or None

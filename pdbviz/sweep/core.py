@@ -18,10 +18,10 @@ from ..experiment import DEFAULT_SCHEDULES, RunConfig, _data, _failed, make_mode
 from ..quant import BitSchedule
 from ..quant.presets import PRESETS
 from ..results import Results
-from .cluster import connect, distributed
+from .cluster import connect, distributed, run_resources
 from .plan import Plan, RunRecord
 from .store import RunStore
-from .tasks import Shipped, float_task, pack, schedule_task, unpack
+from .tasks import Shipped, float_task, hold, load_named, pack, schedule_task, unpack
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,9 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
         ['float-32', 'uniform 2-bit']
         >>> sweep("digits", out="sweep-digits", client="tcp://10.0.0.5:8786")  # a cluster  # doctest: +SKIP
     """
+    distributed()  # the extra is missing: say so before anything else
     single = isinstance(data, (str, Data)) and isinstance(model, (str, nn.Module))
-    datas = [_data(d) for d in _as_list(data, (str, Data), "data")]
+    datas = [(_data(d), d if isinstance(d, str) else None) for d in _as_list(data, (str, Data), "data")]
     models = _as_list(model, (str, nn.Module), "model")
     for m in models:
         if not isinstance(m, (str, nn.Module)):
@@ -99,7 +100,7 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
     if isinstance(profile_metrics, str):
         profile_metrics = (profile_metrics,)
     config = RunConfig(epochs, finetune, finetune_epochs, lr, finetune_lr, batch_size, device, False)
-    plans = [Plan(d, m, schedules, seeds, config, width, tuple(profile_metrics), n_samples) for d in datas
+    plans = [Plan(d, m, schedules, seeds, config, width, tuple(profile_metrics), n_samples, name) for d, name in datas
              for m in models]
     names = [p.name for p in plans]
     if len(set(names)) != len(names):
@@ -184,9 +185,7 @@ class _Runner:
     def run(self, client, threads: int | None, gpu: bool) -> None:
         dd = distributed()
         self.client, self.threads = client, threads
-        self.resources = {"GPU": 1} if gpu else None
-        if gpu:
-            _check_gpu_workers(client)
+        self.resources = run_resources(client, gpu)
         self.ac = dd.as_completed()
         self.meta, self.data_f, self.float_f = {}, {}, {}
         for plan in self.plans:
@@ -197,18 +196,25 @@ class _Runner:
         for fut in self.ac:
             self._land(fut)
 
+    def _ship(self, value, name: str):
+        """A future holding ``value``: the task that makes it is kept by the scheduler, so a worker that dies
+        with it does not lose it (scattered data would be lost), and other workers fetch it from a peer once."""
+        key = f"pdbviz-{name}-{uuid.uuid4().hex[:12]}"
+        if isinstance(value, str):  # a dataset name: each holder loads it itself
+            return self.client.submit(load_named, value, key=key, pure=False)
+        return self.client.submit(hold, Shipped(value), key=key, pure=False)
+
     def _data_future(self, plan: Plan):
         if plan.name not in self.data_f:
-            self.data_f[plan.name] = self.client.scatter([plan.data], broadcast=True, hash=False)[0]
+            self.data_f[plan.name] = self._ship(plan.data_name or plan.data, "data")
         return self.data_f[plan.name]
 
     def _model_arg(self, plan: Plan):
-        """A zoo name travels as itself; a module is scattered once, like the data."""
+        """A zoo name travels as itself; a module is shipped once, like the data."""
         if isinstance(plan.model, str):
             return plan.model
         if ("model",) + plan.name not in self.data_f:
-            self.data_f[("model",) + plan.name] = self.client.scatter([Shipped(plan.model)], broadcast=True,
-                                                                      hash=False)[0]
+            self.data_f[("model",) + plan.name] = self._ship(plan.model, "model")
         return self.data_f[("model",) + plan.name]
 
     def _float_source(self, plan: Plan, seed: int):
@@ -223,7 +229,7 @@ class _Runner:
             else:
                 arch = None if isinstance(plan.model, str) else make_model(plan.model, plan.data, seed, plan.width)
                 shipped = {"run": rec["run"], "model": pack(self.store.model(rec["doc"], arch), None)}
-                self.float_f[(plan.name, seed)] = self.client.scatter([shipped], broadcast=True, hash=False)[0]
+                self.float_f[(plan.name, seed)] = self._ship(shipped, "float-model")
         return self.float_f[(plan.name, seed)]
 
     def _submit(self, fn, args: tuple, meta: tuple, name: str):
@@ -257,8 +263,12 @@ class _Runner:
         try:
             rec = fut.result()
         except CancelledError:
-            raise SchedulerLostError(f"the dask scheduler went away; {self.done} of {self.total} runs are written "
-                                     f"to {self.store.root}; run the same sweep again to resume") from None
+            if self.client.status != "running":
+                raise SchedulerLostError(f"the dask scheduler went away; {self.done} of {self.total} runs are "
+                                         f"written to {self.store.root}; run the same sweep again to resume") from None
+            raise RuntimeError(f"a run of the sweep was cancelled on the cluster ({fut.key}); {self.done} of "
+                               f"{self.total} runs are written to {self.store.root}; run the same sweep again to "
+                               "resume") from None
         except Exception as err:  # noqa: BLE001 - KilledWorker after its retries, or a lost dependency
             rec = _failed(label, seed, err)
             rec.update(profile=None, task_seconds=float("nan"), worker="")
@@ -305,13 +315,6 @@ class _Runner:
     def task_seconds(self) -> list[float]:
         """How long each task of this call ran on its worker (for benchmarks)."""
         return [r["task_seconds"] for p in self.plans for r in p.records.values() if "task_seconds" in r]
-
-
-def _check_gpu_workers(client) -> None:
-    workers = client.scheduler_info().get("workers", {})
-    if workers and not any(w.get("resources", {}).get("GPU") for w in workers.values()):
-        raise ValueError("device asks every run for a GPU, but no worker of this cluster advertises a 'GPU' "
-                         "resource; start the workers with: dask worker ADDRESS --resources GPU=1")
 
 
 def _wants_gpu(device, client) -> bool:

@@ -79,6 +79,7 @@ class Plan:
     width: float
     profile_metrics: tuple[str, ...]
     n_samples: int
+    data_name: str | None = None  # the dataset's name when it was given by name: workers load it themselves
     template: nn.Module = field(init=False)
     entries: list = field(init=False)  # (NamedSchedule | None, error), None while an alloc entry waits
     records: dict = field(init=False, default_factory=dict)  # key -> {"run", "history", "profile", "model"}

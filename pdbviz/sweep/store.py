@@ -162,7 +162,7 @@ class RunStore:
         name = doc.get("files", {}).get(what)
         if not name:
             return None
-        return pd.read_csv(self.dir / name, float_precision="round_trip")
+        return pd.read_csv(self.dir / name)
 
     def keys(self) -> list[str]:
         """Keys of every readable run record in the folder."""

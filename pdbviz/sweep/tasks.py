@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..analysis import separability_profile
-from ..data import Data
+from ..data import Data, load_dataset
 from ..experiment import RunConfig, _failed, make_model, run_schedule, train_float
 from ..quant import BitSchedule, quantize
 from ..quant.presets import PRESETS, NamedSchedule
@@ -41,6 +41,16 @@ class Shipped:
 
 def unship(value):
     return value.value if isinstance(value, Shipped) else value
+
+
+def hold(value):
+    """The task that holds a shipped value on a worker (the scheduler keeps it, to redo if that worker dies)."""
+    return value
+
+
+def load_named(name: str) -> Data:
+    """The task that loads a dataset given by name on a worker (no copy travels from the client)."""
+    return load_dataset(name)
 
 
 def pack(model: nn.Module | None, schedule: BitSchedule | None) -> dict | None:
@@ -99,7 +109,7 @@ def float_task(model, data: Data, seed: int, config: RunConfig, width: float, pr
     """
     t0 = time.perf_counter()
     _set_threads(threads)
-    model = unship(model)
+    model, data = unship(model), unship(data)
     try:
         rec = train_float(model, data, seed, config, width)
     except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
@@ -116,7 +126,7 @@ def schedule_task(named: NamedSchedule, seed: int, data: Data, config: RunConfig
     """Quantize and train one schedule for ``seed``, from ``float_record``'s model when fine-tuning; never raises."""
     t0 = time.perf_counter()
     _set_threads(threads)
-    model = unship(model)
+    model, data, float_record = unship(model), unship(data), unship(float_record)
     packed = float_record.get("model") if float_record is not None else None
     if config.finetune and packed is None:
         why = float_record["run"]["error"] if float_record is not None else "missing"
