@@ -59,11 +59,18 @@ def _same_numbers(a, b):
 def test_same_numbers_as_compare_on_one_worker_and_on_two(client, sequential, tmp_path):
     one = pdbviz.sweep("digits", schedules=SCHEDULES, seeds=(0, 1), out=tmp_path / "one", workers=1, **FAST)
     two = pdbviz.sweep("digits", schedules=SCHEDULES, seeds=(0, 1), out=tmp_path / "two", client=client, threads=1,
-                       **FAST)
+                       keep_models=True, **FAST)
     assert sequential.table.schedule.tolist() == ["float-32", "uniform 2-bit", "allocated @ 1.5"]
     _same_numbers(sequential, one)
     _same_numbers(sequential, two)
     assert one.config["schedule_strings"] == sequential.config["schedule_strings"]
+    # the models trained on the workers come back whole: same weights, same accuracy
+    assert set(two.models) == set(sequential.models) and one.models == {}
+    for key, q in two.models.items():
+        ref = sequential.models[key]
+        assert all(torch.equal(a, b) for a, b in zip(q.state_dict().values(), ref.state_dict().values()))
+        assert 100 * pdbviz.evaluate(q, pdbviz.load_dataset("digits"))["accuracy"] == \
+            two.runs.set_index(["schedule", "seed"]).test_acc[key]
     loaded = pdbviz.Results.load(tmp_path / "two")  # the folder holds the same Results as compare's
     assert loaded.runs.test_acc.tolist() == sequential.runs.test_acc.tolist()
     # one record per run: 2 floats + 2 schedules x 2 seeds; floats keep their model, the first seed its profile
@@ -99,6 +106,17 @@ def test_interrupt_then_resume_runs_each_run_once(client, sequential, tmp_path):
                       on_result=third.append, **FAST)
     assert len(third) == 6 and all(x.resumed for x in third)
     _same_numbers(sequential, r3)
+
+
+def test_several_models_are_one_sweep_with_one_results_each(client, tmp_path):
+    r = pdbviz.sweep(["digits"], model=["lenet", "mlp"], schedules=["2"], seeds=(0,), out=tmp_path, client=client,
+                     threads=1, **FAST)
+    assert sorted(r) == [("digits", "lenet"), ("digits", "mlp")]
+    assert [r[k].runs.schedule.tolist() for k in sorted(r)] == [["uniform 2-bit"], ["uniform 2-bit"]]
+    assert r[("digits", "lenet")].runs.test_acc[0] != r[("digits", "mlp")].runs.test_acc[0]
+    for name in ("digits_lenet", "digits_mlp"):
+        assert pdbviz.Results.load(tmp_path / name).config["model"] == name.split("_")[1]
+    assert len(RunStore(tmp_path).keys()) == 4  # one runs/ folder: two floats, two fine-tunes
 
 
 def test_a_half_written_record_is_redone_and_a_new_version_reruns(client, tmp_path, monkeypatch):
@@ -147,11 +165,11 @@ class Flaky(nn.Module):
         return self.fc(torch.relu(self.conv(x)).flatten(1))
 
 
-def test_dashboard_grows_live_and_a_click_loads_the_bits(client, trained, tmp_path):
+def test_dashboard_grows_live_and_a_click_loads_the_bits(client, tmp_path):
     from pdbviz.widgets import BitAllocator, SweepDashboard
 
-    model, data = trained
-    ba = BitAllocator(model, data, epochs=1)
+    data = pdbviz.load_dataset("digits")
+    ba = BitAllocator(pdbviz.build_model("lenet", data.input_shape, data.num_classes), data, epochs=1)
     dash = SweepDashboard(allocator=ba)
     seen = []
     dash.figure.data[0].on_change(lambda trace, x: seen.append(len(x)), "x")  # the plot redrawn as runs land

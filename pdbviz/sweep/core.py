@@ -271,13 +271,13 @@ class _Runner:
                                "resume") from None
         except Exception as err:  # noqa: BLE001 - KilledWorker after its retries, or a lost dependency
             rec = _failed(label, seed, err)
-            rec.update(profile=None, task_seconds=float("nan"), worker="")
+            rec.update(profile=None, task_seconds=float("nan"), task_started=float("nan"), worker="")
             if kind == "schedule":
                 frec = plan.records.get(plan.float_key(seed))
                 if frec is not None and frec["run"]["error"]:
                     rec["run"]["error"] = f"the float model of seed {seed} failed: {frec['run']['error']}"
         doc = {**plan.describe(kind, named, seed), "run": rec["run"], "task_seconds": rec["task_seconds"],
-               "worker": rec["worker"]}
+               "task_started": rec["task_started"], "worker": rec["worker"]}
         model = None
         if rec["model"] is not None and (kind == "float" or self.keep_models):
             model = unpack(rec["model"], make_model(plan.model, plan.data, seed, plan.width))
@@ -311,10 +311,6 @@ class _Runner:
         self.futures, self.float_f, self.data_f = {}, {}, {}
         if self.bar is not None:
             self.bar.close()
-
-    def task_seconds(self) -> list[float]:
-        """How long each task of this call ran on its worker (for benchmarks)."""
-        return [r["task_seconds"] for p in self.plans for r in p.records.values() if "task_seconds" in r]
 
 
 def _wants_gpu(device, client) -> bool:

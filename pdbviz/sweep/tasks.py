@@ -93,6 +93,7 @@ def _finish(rec: dict, t0: float, schedule: BitSchedule | None = None, keep_mode
     rec["model"] = pack(rec.get("model"), schedule) if keep_model else None
     rec.setdefault("profile", None)
     rec["task_seconds"] = time.perf_counter() - t0
+    rec["task_started"] = time.time() - rec["task_seconds"]  # wall clock, to see the gaps between tasks
     rec["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return rec
 
