@@ -19,8 +19,9 @@ import sys as _sys
 import types as _types
 
 from .cluster import DASK_EXTRA
-from .core import SchedulerLostError, sweep
+from .core import sweep
 from .plan import RunRecord
+from .runner import SchedulerLostError
 from .store import RunStore, run_key
 
 __all__ = ["DASK_EXTRA", "RunRecord", "RunStore", "SchedulerLostError", "run_key", "sweep"]

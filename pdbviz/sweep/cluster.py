@@ -7,7 +7,6 @@ inside functions.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator
 
@@ -19,7 +18,7 @@ RUN_SLOT = "pdbviz_run"
 def distributed():
     """The ``distributed`` module, or an ImportError that names the ``pdbviz[dask]`` extra."""
     try:
-        import dask  # noqa: F401
+        import dask  # noqa: F401 - dask itself, not only distributed, must be importable
         import distributed as dd
     except ImportError as err:
         raise ImportError(f"{DASK_EXTRA} ({err})") from err
@@ -60,7 +59,7 @@ def connect(client, workers: int | None, gpu: bool, retries: int, timeout: float
                               "distributed.scheduler.worker-saturation": 1.0}):
             cluster = dd.LocalCluster(n_workers=workers or default_workers(gpu), threads_per_worker=1,
                                       processes=True, host="127.0.0.1", dashboard_address=":0",
-                                      resources=resources, silence_logs=logging.ERROR)
+                                      resources=resources)
         try:
             with dd.Client(cluster) as c:
                 yield c
