@@ -112,6 +112,10 @@ class RunStore:
         if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT or doc.get("key") != key:
             log.warning("run record %s is not a pdbviz sweep record; it will be redone", path)
             return None
+        if doc.get("format_version") != RUN_FORMAT_VERSION:
+            log.warning("run record %s has format version %r (this pdbviz writes %d); it will be redone", path,
+                        doc.get("format_version"), RUN_FORMAT_VERSION)
+            return None
         for name in doc.get("files", {}).values():
             if not (self.dir / name).is_file():
                 log.warning("run record %s lacks %s; it will be redone", path, name)
