@@ -255,6 +255,8 @@ def test_bad_arguments_name_the_parameter_and_start_nothing(tmp_path):
         (dict(on_result="print"), TypeError, r"on_result must be a function"),
         (dict(out=tmp_path / "file"), ValueError, r"out must be a folder"),
         (dict(epochs=0), ValueError, r"epochs must be a positive integer, got 0"),
+        (dict(device=0), TypeError, r"device must be 'auto', 'cpu', 'cuda' .* got int"),
+        (dict(client=""), ValueError, r"client is an empty address"),
         (dict(data=42), TypeError, r"data must be a dataset name"),
         (dict(model=["lenet", "lenet"]), ValueError, r"gives the pair \('digits', 'lenet'\) twice"),
     ]

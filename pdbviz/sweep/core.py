@@ -28,7 +28,8 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
           schedules: Sequence = DEFAULT_SCHEDULES, epochs: int = 20, seeds: Sequence[int] = (0,),
           finetune: bool = True, finetune_epochs: int = 3, lr: float = 3e-3, finetune_lr: float = 1e-3,
           batch_size: int = 64, width: float = 1.0, profile_metrics: Sequence[str] = ("fisher", "probe"),
-          n_samples: int = 1000, device: str = "auto", progress: bool = True, keep_models: bool = False, *,
+          n_samples: int = 1000, device: str | torch.device = "auto", progress: bool = True,
+          keep_models: bool = False, *,
           out: str | os.PathLike = "pdbviz-sweep", client: str | Client | None = None, workers: int | None = None,
           threads: int | None = None, retries: int = 2, retry_failed: bool = True,
           on_result: Callable[[RunRecord], None] | None = None) -> Results | dict[tuple[str, str], Results]:
@@ -93,6 +94,11 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
     _check_runner(client, workers, threads, retries, on_result)
     if isinstance(profile_metrics, str):
         profile_metrics = (profile_metrics,)
+    if isinstance(device, torch.device):
+        device = str(device)  # a run's key and record hold plain values
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' (or 'cuda:N') or a torch.device, got "
+                        f"{type(device).__name__}")
     config = RunConfig(epochs, finetune, finetune_epochs, lr, finetune_lr, batch_size, device, False)
     plans = [Plan(d, m, schedules, seeds, config, width, tuple(profile_metrics), n_samples, name) for d, name in datas
              for m in models]
@@ -116,10 +122,8 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
     return results[plans[0].name] if single else results
 
 
-def _wants_gpu(device, client) -> bool:
-    if isinstance(device, torch.device):
-        device = str(device)
-    if isinstance(device, str) and device.startswith("cuda"):
+def _wants_gpu(device: str, client) -> bool:
+    if device.startswith("cuda"):
         return True
     return device == "auto" and client is None and torch.cuda.is_available()
 
