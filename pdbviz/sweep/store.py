@@ -87,9 +87,9 @@ class RunStore:
     """The ``runs/`` folder of a sweep: write a finished run once, read finished runs back.
 
     Example:
-        >>> store = RunStore("pdbviz-sweep")  # doctest: +SKIP
-        >>> store.finished("0123abcd...")      # doctest: +SKIP
-        False
+        >>> store = RunStore("no-such-sweep")
+        >>> store.keys(), store.read("0123456789abcdef0123")
+        ([], None)
     """
 
     def __init__(self, directory: str | os.PathLike):
@@ -121,11 +121,6 @@ class RunStore:
                 log.warning("run record %s lacks %s; it will be redone", path, name)
                 return None
         return doc
-
-    def finished(self, key: str, retry_failed: bool = True) -> bool:
-        """True when the run ``key`` is on disk (and succeeded, unless ``retry_failed`` is False)."""
-        doc = self.read(key)
-        return doc is not None and (not retry_failed or not doc["run"]["error"])
 
     def write(self, key: str, doc: dict, history: pd.DataFrame | None = None, profile: pd.DataFrame | None = None,
               model: nn.Module | None = None) -> Path:
