@@ -24,9 +24,12 @@ def _cluster(n=2, allowed_failures=3):
 
     with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures,
                           "distributed.scheduler.worker-saturation": 1.0}):
+        # workers as a user would start them with: dask worker ADDRESS --nthreads 1 --resources "pdbviz_run=1"
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None)
-    return cluster, distributed.Client(cluster)
+                                           dashboard_address=None, resources={"pdbviz_run": 1})
+    client = distributed.Client(cluster)
+    client.wait_for_workers(n, timeout=120)
+    return cluster, client
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +235,7 @@ def test_a_run_that_kills_its_worker_is_recorded_failed_and_the_others_go_on(tmp
     r = pdbviz.sweep("digits", model=Flaky(kill_bits=1, raise_bits=4), schedules=["float", "1", "4", "8"],
                      seeds=(0,), out=tmp_path, workers=2, retries=1, **FAST)
     err = dict(zip(r.table.schedule, r.table.error))
-    assert "KilledWorker" in err["uniform 1-bit"]
+    assert "KilledWorker" in err["uniform 1-bit"] and "on 2 different workers" in err["uniform 1-bit"]  # retries=1
     assert err["uniform 4-bit"] == "RuntimeError: flaky layer"
     assert err["float-32"] == "" and err["uniform 8-bit"] == ""
     assert r.table.set_index("schedule").n_seeds.to_dict() == {"float-32": 1, "uniform 1-bit": 0,

@@ -62,6 +62,7 @@ def connect(client, workers: int | None, gpu: bool, retries: int, timeout: float
                                       resources=resources)
         try:
             with dd.Client(cluster) as c:
+                c.wait_for_workers(len(cluster.workers), timeout=timeout * 4)  # all of them, with their run slots
                 yield c
         finally:
             cluster.close()
@@ -82,15 +83,16 @@ def connect(client, workers: int | None, gpu: bool, retries: int, timeout: float
                         f"'tcp://10.0.0.5:8786', or a distributed.Client, got {type(client).__name__}")
 
 
-def run_resources(client, gpu: bool) -> dict | None:
-    """What each run asks of its worker: a ``GPU`` when ``gpu``, and a ``RUN_SLOT`` when every worker has one
-    (the LocalCluster's do; ``dask worker ADDRESS --resources "pdbviz_run=1"`` gives others one)."""
+def run_resources(client, gpu: bool, own: bool = False) -> dict | None:
+    """What each run asks of its worker: a ``GPU`` when ``gpu``, and a ``RUN_SLOT`` on the LocalCluster that
+    ``connect`` started (``own``) or when every worker of another cluster has one
+    (``dask worker ADDRESS --resources "pdbviz_run=1"``)."""
     workers = client.scheduler_info().get("workers", {}).values()
     has = [w.get("resources", {}) for w in workers]
     if gpu and has and not any(r.get("GPU") for r in has):
         raise ValueError("device asks every run for a GPU, but no worker of this cluster advertises a 'GPU' "
                          "resource; start the workers with: dask worker ADDRESS --resources GPU=1")
     wanted = {"GPU": 1} if gpu else {}
-    if has and all(r.get(RUN_SLOT) for r in has):
+    if own or (has and all(r.get(RUN_SLOT) for r in has)):
         wanted[RUN_SLOT] = 1
     return wanted or None

@@ -112,7 +112,8 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
         if runner.pending():
             gpu = _wants_gpu(device, client)
             with connect(client, workers, gpu, retries) as c:
-                runner.run(c, threads=1 if client is None and threads is None else threads, gpu=gpu)
+                runner.run(c, threads=1 if client is None and threads is None else threads, gpu=gpu,
+                           own=client is None)
     finally:
         runner.close()
     results = {}

@@ -96,10 +96,11 @@ class Runner:
             self.bar.refresh()
 
     # -- running ----------------------------------------------------------
-    def run(self, client, threads: int | None, gpu: bool) -> None:
+    def run(self, client, threads: int | None, gpu: bool, own: bool) -> None:
+        """Submit every pending run to ``client`` (``own``: the LocalCluster the sweep started) and land each."""
         dd = distributed()
         self.client, self.threads = client, threads
-        self.resources = run_resources(client, gpu)
+        self.resources = run_resources(client, gpu, own)
         self.ac = dd.as_completed()
         self.meta, self.data_f, self.float_f = {}, {}, {}
         for plan in self.plans:
