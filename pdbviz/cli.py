@@ -97,6 +97,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         return int(text)
@@ -129,7 +139,6 @@ def _cmd_compare(args) -> int:
 
     import pdbviz
     from pdbviz.experiment import check_schedules
-    from pdbviz.report import standard_figures, write_report
 
     t0 = time.perf_counter()
     data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
@@ -138,11 +147,46 @@ def _cmd_compare(args) -> int:
     results = pdbviz.compare(data, model=args.model, schedules=args.schedules, epochs=args.epochs, seeds=args.seeds,
                              finetune=not args.from_scratch, finetune_epochs=args.finetune_epochs, lr=args.lr,
                              batch_size=args.batch_size, width=args.width, progress=not args.quiet)
+    return _report(results, args, t0)
+
+
+def _report(results, args, t0: float) -> int:
+    """Write the report folder of a comparison or a sweep, print the table; 1 when a schedule failed."""
+    import time
+
+    from pdbviz.report import standard_figures, write_report
+
     figures = standard_figures(results)
     info = write_report(results, args.out, figures, formats=("html",) if args.no_static else
                         ("html", "svg", "pdf", "png"), title=f"pdbviz: {args.model} on {args.dataset}")
     _print_results(results, time.perf_counter() - t0, info)
     return 0 if (results.table.error == "").all() else 1
+
+
+def _cmd_sweep(args) -> int:
+    import time
+
+    import pdbviz
+    from pdbviz.experiment import check_schedules
+    from pdbviz.sweep import SchedulerLostError
+
+    t0 = time.perf_counter()
+    data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
+    template = pdbviz.build_model(args.model, data.input_shape, data.num_classes, width=args.width)
+    check_schedules(args.schedules, template)  # reject malformed schedules before any cluster starts
+    by_name = args.root is None and not args.download and args.train_subset is None  # workers load it themselves
+    try:
+        results = pdbviz.sweep(args.dataset if by_name else data, model=args.model, schedules=args.schedules,
+                               epochs=args.epochs, seeds=args.seeds, finetune=not args.from_scratch,
+                               finetune_epochs=args.finetune_epochs, lr=args.lr, batch_size=args.batch_size,
+                               width=args.width, progress=not args.quiet, out=args.out, client=args.scheduler,
+                               workers=args.workers, retries=args.retries)
+    except (KeyboardInterrupt, SchedulerLostError) as err:
+        why = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
+        print(f"pdbviz sweep: {why}; finished runs are in {args.out / 'runs'}: run the same command again to "
+              "resume", file=sys.stderr)
+        return 130 if isinstance(err, KeyboardInterrupt) else 1
+    return _report(results, args, t0)
 
 
 def _cmd_analyze(args) -> int:
@@ -275,19 +319,39 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
         sp.add_argument("--no-static", action="store_true", help="skip SVG/PDF/PNG figures")
 
+    def run_args(sp, out: str):
+        sp.add_argument("--schedules", type=_schedule_list, default=list(DEFAULT_SCHEDULES),
+                        help='schedules separated by ";", e.g. "float;2;halving;4/4;increasing;alloc:1.5" '
+                             f'(default "{";".join(DEFAULT_SCHEDULES)}")')
+        sp.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
+        sp.add_argument("--finetune-epochs", type=_positive_int, default=3, help="fine-tune epochs (default 3)")
+        sp.add_argument("--from-scratch", action="store_true", help="train each schedule from scratch for --epochs")
+        sp.add_argument("--batch-size", type=_positive_int, default=64)
+        sp.add_argument("--seeds", type=_seed, nargs="+", default=[0])
+        sp.add_argument("--out", type=Path, default=Path(out), help=f"output folder (default {out})")
+
     c = sub.add_parser("compare", help="compare bit schedules on a dataset and write a report",
                        description="Compare bit schedules: float once per seed, each schedule fine-tuned from it.")
     data_args(c)
-    c.add_argument("--schedules", type=_schedule_list, default=list(DEFAULT_SCHEDULES),
-                   help='schedules separated by ";", e.g. "float;2;halving;4/4;increasing;alloc:1.5" '
-                        f'(default "{";".join(DEFAULT_SCHEDULES)}")')
-    c.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
-    c.add_argument("--finetune-epochs", type=_positive_int, default=3, help="fine-tune epochs (default 3)")
-    c.add_argument("--from-scratch", action="store_true", help="train each schedule from scratch for --epochs")
-    c.add_argument("--batch-size", type=_positive_int, default=64)
-    c.add_argument("--seeds", type=_seed, nargs="+", default=[0])
-    c.add_argument("--out", type=Path, default=Path("pdbviz-compare"), help="output folder")
+    run_args(c, "pdbviz-compare")
     c.set_defaults(func=_cmd_compare)
+
+    sw = sub.add_parser("sweep", help="compare's runs as tasks on a dask cluster (local or remote), resumable",
+                        description="Run every float model and every (schedule, seed) run as an independent task "
+                                    "on dask.distributed: a local cluster (--workers) or a running scheduler "
+                                    "(--scheduler). Each finished run is written to OUT/runs at once; running "
+                                    "the same command again skips finished runs. Writes the same report as "
+                                    "compare. Needs: pip install \"pdbviz[dask]\".")
+    data_args(sw)
+    run_args(sw, "pdbviz-sweep")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=None,
+                       help="processes of the local cluster (default: one per core)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="address of a running dask scheduler, e.g. tcp://10.0.0.5:8786")
+    sw.add_argument("--retries", type=_non_negative_int, default=2,
+                    help="retries of a run whose worker dies, on the local cluster (default 2)")
+    sw.set_defaults(func=_cmd_sweep)
 
     a = sub.add_parser("analyze", help="separability profile and per-layer UMAP of a trained float model",
                        description="Train a float model, then measure class separability of each layer's input "

@@ -248,18 +248,38 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
                 profiles.append(p.assign(schedule=named.label, seed=seed))
     if bar is not None:
         bar.close()
+    settings = run_settings(data, model, width, seeds, config, profile_metrics, n_samples)
+    return results_from_records(records, entries, schedules, template, settings, profiles, keep_models)
+
+
+def run_settings(data: Data, model, width: float, seeds: Sequence[int], config: RunConfig,
+                 profile_metrics: Sequence[str], n_samples: int) -> dict:
+    """The settings a comparison records in ``Results.config`` (before versions and schedules are added)."""
+    settings = {"dataset": data.name, "model": model if isinstance(model, str) else type(model).__name__,
+                "width": width, "seeds": list(seeds), **asdict(config), "profile_metrics": list(profile_metrics),
+                "n_samples": n_samples}
+    settings.pop("progress")
+    return settings
+
+
+def results_from_records(records: Sequence[dict], entries, schedules: Sequence, template: nn.Module,
+                         settings: dict, profiles: Sequence[pd.DataFrame], keep_models: bool = True) -> Results:
+    """Tabulate run records (float runs first, then each entry's runs, as ``compare`` makes them) into ``Results``.
+
+    ``entries`` are the resolved ``(NamedSchedule, error)`` pairs; ``profiles``
+    the separability profiles, each with ``schedule`` and ``seed`` columns. The
+    float runs are shown only when ``schedules`` holds ``"float"``.
+    """
     float_label = PRESETS["float"].label
     shown = [r for r in records if r["run"]["schedule"] != float_label or any(_is_float(s) for s in schedules)]
     runs = pd.DataFrame([r["run"] for r in shown], columns=["schedule", "seed", "test_acc", "train_seconds", "error"])
     histories = [r["history"] for r in shown if r["history"] is not None]
-    settings = {"dataset": data.name, "model": model if isinstance(model, str) else type(model).__name__,
-                "width": width, "seeds": seeds, **asdict(config), "profile_metrics": list(profile_metrics),
-                "n_samples": n_samples}
-    settings.pop("progress")
+    profile_cols = ["schedule", "seed", *(c for c in profiles[0].columns if c not in ("schedule", "seed"))] \
+        if profiles else []
     return Results(
         table=_table(entries, runs, template), runs=runs,
         history=pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(),
-        profiles=pd.concat(profiles, ignore_index=True)[["schedule", "seed", *base_profile.columns]],
+        profiles=pd.concat(profiles, ignore_index=True)[profile_cols] if profiles else pd.DataFrame(),
         config=_config(settings, entries, template),
         schedules={n.label: (n.schedule.to_dict() if n.schedule is not None else None) for n, _ in entries},
         models={(r["run"]["schedule"], r["run"]["seed"]): r["model"] for r in shown if r["model"] is not None}
