@@ -263,7 +263,7 @@ def generate(app: Sphinx) -> None:
             groups.setdefault(home.rpartition(".")[0] if modname == root.__name__ else modname, []).append(name)
         for group in sorted(groups, key=lambda g: names.index(g) if g in names else len(names)):
             if group != modname:
-                page += [f".. rubric:: From ``{group}``", ""]
+                page += [_title(f"From {group}", "-")]
             page += [".. autosummary::", "   :nosignatures:", ""] + [f"   {n}" for n in groups[group]] + [""]
         if stubs:
             page += [".. toctree::", "   :hidden:", ""] + [f"   generated/{s}" for s in stubs] + [""]
@@ -342,7 +342,8 @@ def public_bases(app: Sphinx, name: str, obj, options, bases: list) -> None:
             return [b for parent in base.__bases__ for b in expand(parent)]
         return [base]
 
-    bases[:] = list(dict.fromkeys(b for base in bases for b in expand(base)))
+    public = list(dict.fromkeys(b for base in bases for b in expand(base)))
+    bases[:] = [b for b in public if b is not object] or public
 
 
 def skip_foreign_member(app: Sphinx, what: str, name: str, obj, skip: bool, options):
