@@ -31,7 +31,7 @@ _SUBMODULE_NAMES = {
 _SUBPACKAGES = ["analysis", "checkpoint", "data", "experiment", "export", "inference", "models", "plot", "quant",
                 "results", "sweep", "train", "widgets"]
 __getattr__, _lazy_dir, _lazy_all = _lazy.attach(__name__, submodules=_SUBPACKAGES, submod_attrs=_SUBMODULE_NAMES)
-__all__ = sorted({*_lazy_all, "__version__"} - set(_SUBPACKAGES) | {"sweep"})
+__all__ = sorted({*_lazy_all, "__version__"} - set(_SUBPACKAGES))
 
 
 def __dir__() -> list[str]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+#: exit status of a command given bad arguments (argparse's convention).
 EXIT_USAGE = 2
 
 
@@ -225,27 +226,71 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
-def _notebooks_dir() -> Path:
+#: where ``pdbviz lab`` copies the teaching notebooks when no ``--dir`` is given (in the current folder).
+NOTEBOOKS_FOLDER = "pdbviz-notebooks"
+
+
+def _packaged_notebooks() -> Path:
+    """The teaching notebooks that came with pdbviz: inside an installed wheel, else the checkout's ``notebooks/``."""
     import pdbviz
 
-    candidate = Path(pdbviz.__file__).resolve().parent.parent / "notebooks"
-    return candidate if candidate.is_dir() else Path.cwd()
+    package = Path(pdbviz.__file__).resolve().parent
+    for candidate in (package / "notebooks", package.parent / "notebooks"):
+        if any(candidate.glob("*.ipynb")):
+            return candidate
+    raise FileNotFoundError(f"the teaching notebooks are missing from the installed package ({package}); "
+                            "reinstall pdbviz")
+
+
+def _copy_notebooks(source: Path, target: Path, dry_run: bool = False) -> tuple[list[str], list[str]]:
+    """Copy each notebook of ``source`` that ``target`` lacks; returns (copied, kept). Existing files are kept."""
+    from pdbviz._io import atomic_write
+
+    copied, kept = [], []
+    if target.resolve() == source.resolve():
+        return copied, sorted(p.name for p in source.glob("*.ipynb"))
+    if not dry_run:
+        target.mkdir(parents=True, exist_ok=True)
+    for notebook in sorted(source.glob("*.ipynb")):
+        dest = target / notebook.name
+        if dest.exists():
+            kept.append(notebook.name)
+            continue
+        if not dry_run:
+            with atomic_write(dest, "wb") as fh:  # a new file of the user's, not a copy of the installed mode bits
+                fh.write(notebook.read_bytes())
+        copied.append(notebook.name)
+    return copied, kept
 
 
 def _cmd_lab(args) -> int:
+    import importlib.util
     import os
     import secrets
-    import shutil
 
-    exe = shutil.which("jupyter")
-    if exe is None:
-        raise FileNotFoundError("jupyter was not found on PATH; install it with: pip install jupyterlab")
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise FileNotFoundError("JupyterLab is not installed in this environment; install it with: "
+                                "pip install jupyterlab")
     token = args.token if args.token is not None else secrets.token_hex(24)
-    folder = Path(args.dir) if args.dir else _notebooks_dir()
-    if not folder.is_dir():
+    source = _packaged_notebooks()
+    folder = Path(args.dir) if args.dir else Path.cwd() / NOTEBOOKS_FOLDER
+    if folder.exists() and not folder.is_dir():
         raise FileNotFoundError(f"--dir {folder} is not a folder")
-    cmd = [exe, "lab", f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
-           f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder}"]
+    import pdbviz
+
+    if folder.resolve() == source.resolve() and source.parent == Path(pdbviz.__file__).resolve().parent:
+        raise ValueError(f"--dir {folder} is the installed package's own notebooks folder, which pdbviz lab never "
+                         "changes; give a folder of your own")
+    try:
+        copied, kept = _copy_notebooks(source, folder, dry_run=args.dry_run)
+    except OSError as err:  # not writable, or under a file
+        raise ValueError(f"cannot write the notebooks into {folder} ({err.strerror or err}); choose another "
+                         "folder with --dir") from None
+    verb = "would copy" if args.dry_run else "copied"
+    print(f"{verb} {len(copied)} notebook(s) into {folder}" + (f"; kept {len(kept)} already there" if kept else ""),
+          flush=True)
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder.resolve() if folder.exists() else folder}"]
     if args.no_browser:
         cmd.append("--no-browser")
     if os.geteuid() == 0 if hasattr(os, "geteuid") else False:
@@ -254,11 +299,12 @@ def _cmd_lab(args) -> int:
     if args.dry_run:
         print(" ".join(cmd))
         return 0
-    os.execv(exe, cmd)
+    os.execv(sys.executable, cmd)
     return 0  # pragma: no cover - execv does not return
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pdbviz`` command and its subcommands."""
     from pdbviz._version import __version__
 
     p = _Parser(prog="pdbviz", description="Explore mixed-precision quantized networks with progressively "
@@ -363,19 +409,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, default=Path("pdbviz-analyze"), help="output folder")
     a.set_defaults(func=_cmd_analyze)
 
-    lab = sub.add_parser("lab", help="JupyterLab in the notebooks folder (127.0.0.1, token on)",
-                         description="Start JupyterLab on the teaching notebooks, bound to 127.0.0.1 with a token.")
+    lab = sub.add_parser("lab", help="JupyterLab on a copy of the teaching notebooks (127.0.0.1, token on)",
+                         description="Copy the teaching notebooks that came with pdbviz into a folder of yours "
+                                     f"(default ./{NOTEBOOKS_FOLDER}; notebooks already there are kept as they are) "
+                                     "and start JupyterLab there, bound to 127.0.0.1 with a token. The installed "
+                                     "notebooks are never changed.")
     lab.add_argument("--port", type=_positive_int, default=8888)
     lab.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     lab.add_argument("--token", default=None, help="access token (default: a random one)")
-    lab.add_argument("--dir", default=None, help="folder to open (default: the notebooks folder)")
+    lab.add_argument("--dir", default=None,
+                     help=f"folder to copy the notebooks into and open (default ./{NOTEBOOKS_FOLDER})")
     lab.add_argument("--no-browser", action="store_true")
-    lab.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    lab.add_argument("--dry-run", action="store_true",
+                     help="say what would be copied and print the command, without writing or running anything")
     lab.set_defaults(func=_cmd_lab)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``pdbviz`` command with ``argv`` (default: the process's arguments); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 #: The default comparison: the paper's questions in nine schedules.
 DEFAULT_SCHEDULES = ("float", "1", "2", "4", "halving", "linear", "increasing", "alloc:2", "alloc:1.5")
+#: prefix of a separability-allocated schedule entry: ``"alloc:1.5"`` (average bits) or ``"alloc:40KiB"``.
 ALLOC_PREFIX = "alloc:"
 
 

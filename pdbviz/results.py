@@ -13,7 +13,9 @@ import pandas as pd
 
 from ._io import atomic_write
 
+#: version of the results.json layout that ``Results.save`` writes and ``Results.load`` reads.
 RESULTS_FORMAT_VERSION = 1
+#: columns of ``Results.table``, one row per schedule.
 TABLE_COLUMNS = ["schedule", "kind", "w_bits", "a_bits", "kib", "avg_bits", "compression", "acc_mean", "acc_std",
                  "n_seeds", "train_seconds", "error"]
 _FILES = {"table": "results.csv", "runs": "runs.csv", "history": "history.csv", "profiles": "profiles.csv"}

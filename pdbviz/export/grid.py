@@ -118,11 +118,11 @@ class IntegerGrid:
         return (np.asarray(codes, np.float64) - self.zero_point) * self.scale
 
 
-#: weight mode -> function of (quantizer, quantized weight, float weight) giving its grid
 WeightForm = Callable[[WeightQuantizer, torch.Tensor, torch.Tensor], IntegerGrid]
+#: weight mode -> function of (quantizer, quantized weight, float weight) giving its grid
 INTEGER_FORMS: dict[str, WeightForm] = {}
-#: input mode -> function of the input quantizer (its bits and learned state) giving its grid
 ActivationForm = Callable[[ActivationQuantizer], IntegerGrid]
+#: input mode -> function of the input quantizer (its bits and learned state) giving its grid
 ACTIVATION_FORMS: dict[str, ActivationForm] = {}
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from .._io import atomic_write
 from .._version import __version__
 
+#: every format ``save`` writes; all but HTML need Chromium (kaleido).
 FORMATS = ("html", "svg", "pdf", "png")
 STATIC = ("svg", "pdf", "png")
 CHROMIUM_HINT = ("static export (svg, pdf, png) needs Chrome or Chromium for kaleido: install it with "

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import copy
 
+#: the Okabe-Ito palette: eight colours that colourblind readers can tell apart.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+#: Paul Tol's muted palette (ten colours, colourblind-safe), for figures with more series.
 TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
              "#555555"]
 #: colour of each bit-width, light (many bits) to dark (few bits) in one hue (viridis-like, colourblind-safe)
 BIT_COLOURS = {32: "#BBBBBB", 8: "#FDE725", 7: "#B5DE2B", 6: "#6ECE58", 5: "#35B779", 4: "#1F9E89", 3: "#26828E",
                2: "#31688E", 1: "#3E4989"}
 
+#: the plotly layout of paper figures (fonts, axes, margins), applied by ``apply_theme``.
 PAPER = {
     "font": {"family": "Helvetica, Arial, sans-serif", "size": 12, "color": "#222222"},
     "title_font_size": 13,

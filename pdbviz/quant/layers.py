@@ -233,6 +233,7 @@ class _QuantLayer:
 
     @property
     def spec(self) -> BitSpec:
+        """The layer's bit-widths and modes."""
         return weight_quant(self).spec
 
     def set_spec(self, spec: BitSpec) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+#: the message when dask.distributed is missing, naming the extra that brings it
 DASK_EXTRA = 'pdbviz.sweep needs dask.distributed; install it with: pip install "pdbviz[dask]"'
 #: a worker resource of one unit per worker: runs that ask for it run one at a time per worker
 RUN_SLOT = "pdbviz_run"

@@ -147,9 +147,11 @@ class RunStore:
         return path.name
 
     def history(self, doc: dict) -> pd.DataFrame | None:
+        """The per-epoch history of the run ``doc`` describes (None when it was not kept)."""
         return self._read_csv(doc, "history")
 
     def profile(self, doc: dict) -> pd.DataFrame | None:
+        """The separability profile of the run ``doc`` describes (None when it was not measured)."""
         return self._read_csv(doc, "profile")
 
     def model(self, doc: dict, architecture: nn.Module | None = None) -> nn.Module | None:
