@@ -50,7 +50,7 @@ def test_demo_writes_report_table_and_figures(tmp_path, capsys):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "results.csv")
     assert table.schedule.tolist() == ["float-32", "uniform 1-bit", "uniform 2-bit", "uniform 4-bit", "8-4-2-1",
-                                       "linear 8→1", "increasing 1→8", "allocated @ 2", "allocated @ 1.5"]
+                                       "linear 8→1", "increasing 1→8", "allocated @ 2 bits", "allocated @ 1.5 bits"]
     report = (out / "report.html").read_text()
     assert "Accuracy vs memory" in report and "Plotly.newPlot" in report and "\\begin{table}" in report
     assert "<script src=\"http" not in report

@@ -45,7 +45,7 @@ def fingerprint_data(data: Data) -> dict:
         t = t.detach().cpu().contiguous()
         h.update(str((t.dtype, tuple(t.shape))).encode())
         h.update(t.numpy().tobytes())
-    return {"name": data.name, "n_train": len(data.y_train), "n_test": len(data.y_test),
+    return {"name": data.name, "n_train": len(data.train), "n_test": len(data.test) if data.test is not None else 0,
             "augment": data.augment, "sha256": h.hexdigest()}
 
 
