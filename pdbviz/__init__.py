@@ -29,8 +29,9 @@ _SUBMODULE_NAMES = {
     "widgets": ["explore"],
 }
 
+# ``sweep`` is a callable module: ``pdbviz.sweep(...)`` runs a sweep, ``pdbviz.sweep.RunRecord``... live in it.
 _SUBPACKAGES = ["analysis", "checkpoint", "data", "experiment", "export", "inference", "models", "plot", "quant",
-                "results", "train", "widgets"]
+                "results", "sweep", "train", "widgets"]
 __getattr__, _lazy_dir, _lazy_all = _lazy.attach(__name__, submodules=_SUBPACKAGES, submod_attrs=_SUBMODULE_NAMES)
 __all__ = sorted({*_lazy_all, "__version__"} - set(_SUBPACKAGES))
 

@@ -18,7 +18,9 @@ from ._io import atomic_write
 from .models import build_model
 from .quant import BitSchedule, model_info, quantize, schedule_of
 
+#: the ``format`` field of a checkpoint file.
 CHECKPOINT_FORMAT = "pdbviz-checkpoint"
+#: version of the checkpoint layout that ``save_model`` writes and ``load_model`` reads.
 CHECKPOINT_VERSION = 1
 
 

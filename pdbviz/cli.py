@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+#: exit status of a command given bad arguments (argparse's convention).
 EXIT_USAGE = 2
 
 
@@ -97,6 +98,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         return int(text)
@@ -105,8 +116,12 @@ def _seed(text: str) -> int:
 
 
 def _print_results(results, seconds: float, info: dict) -> None:
+    from pdbviz.claims import claims_text
+
     print()
     print(results.pretty())
+    print("\nThe paper's claims on these runs (95% CI: seed spread and the test set's size):")
+    print(claims_text(results.claims()))
     out = Path(info["report"]).parent
     print(f"\nwrote {info['report']} (opens offline), {out / 'results.csv'}, {out / 'results.json'}, "
           f"{out / 'table.tex'} and {len(info['figures'])} figures in {out / 'figures'}")
@@ -118,8 +133,8 @@ def _print_results(results, seconds: float, info: dict) -> None:
 def _cmd_demo(args) -> int:
     from pdbviz.demo import run_demo
 
-    info = run_demo(out=args.out, seeds=args.seeds, epochs=args.epochs, static=not args.no_static,
-                    umap=not args.no_umap, progress=not args.quiet)
+    info = run_demo(out=args.out, setting="full" if args.full else "quick", seeds=args.seeds, epochs=args.epochs,
+                    static=not args.no_static, umap=not args.no_umap, progress=not args.quiet)
     _print_results(info["results"], info["seconds"], info)
     return 0
 
@@ -129,7 +144,6 @@ def _cmd_compare(args) -> int:
 
     import pdbviz
     from pdbviz.experiment import check_schedules
-    from pdbviz.report import standard_figures, write_report
 
     t0 = time.perf_counter()
     data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
@@ -138,11 +152,46 @@ def _cmd_compare(args) -> int:
     results = pdbviz.compare(data, model=args.model, schedules=args.schedules, epochs=args.epochs, seeds=args.seeds,
                              finetune=not args.from_scratch, finetune_epochs=args.finetune_epochs, lr=args.lr,
                              batch_size=args.batch_size, width=args.width, progress=not args.quiet)
+    return _report(results, args, t0)
+
+
+def _report(results, args, t0: float) -> int:
+    """Write the report folder of a comparison or a sweep, print the table; 1 when a schedule failed."""
+    import time
+
+    from pdbviz.report import standard_figures, write_report
+
     figures = standard_figures(results)
     info = write_report(results, args.out, figures, formats=("html",) if args.no_static else
                         ("html", "svg", "pdf", "png"), title=f"pdbviz: {args.model} on {args.dataset}")
     _print_results(results, time.perf_counter() - t0, info)
     return 0 if (results.table.error == "").all() else 1
+
+
+def _cmd_sweep(args) -> int:
+    import time
+
+    import pdbviz
+    from pdbviz.experiment import check_schedules
+    from pdbviz.sweep import SchedulerLostError
+
+    t0 = time.perf_counter()
+    data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
+    template = pdbviz.build_model(args.model, data.input_shape, data.num_classes, width=args.width)
+    check_schedules(args.schedules, template)  # reject malformed schedules before any cluster starts
+    by_name = args.root is None and not args.download and args.train_subset is None  # workers load it themselves
+    try:
+        results = pdbviz.sweep(args.dataset if by_name else data, model=args.model, schedules=args.schedules,
+                               epochs=args.epochs, seeds=args.seeds, finetune=not args.from_scratch,
+                               finetune_epochs=args.finetune_epochs, lr=args.lr, batch_size=args.batch_size,
+                               width=args.width, progress=not args.quiet, out=args.out, client=args.scheduler,
+                               workers=args.workers, retries=args.retries)
+    except (KeyboardInterrupt, SchedulerLostError) as err:
+        why = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
+        print(f"pdbviz sweep: {why}; finished runs are in {args.out / 'runs'}: run the same command again to "
+              "resume", file=sys.stderr)
+        return 130 if isinstance(err, KeyboardInterrupt) else 1
+    return _report(results, args, t0)
 
 
 def _cmd_analyze(args) -> int:
@@ -181,27 +230,71 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
-def _notebooks_dir() -> Path:
+#: where ``pdbviz lab`` copies the teaching notebooks when no ``--dir`` is given (in the current folder).
+NOTEBOOKS_FOLDER = "pdbviz-notebooks"
+
+
+def _packaged_notebooks() -> Path:
+    """The teaching notebooks that came with pdbviz: inside an installed wheel, else the checkout's ``notebooks/``."""
     import pdbviz
 
-    candidate = Path(pdbviz.__file__).resolve().parent.parent / "notebooks"
-    return candidate if candidate.is_dir() else Path.cwd()
+    package = Path(pdbviz.__file__).resolve().parent
+    for candidate in (package / "notebooks", package.parent / "notebooks"):
+        if any(candidate.glob("*.ipynb")):
+            return candidate
+    raise FileNotFoundError(f"the teaching notebooks are missing from the installed package ({package}); "
+                            "reinstall pdbviz")
+
+
+def _copy_notebooks(source: Path, target: Path, dry_run: bool = False) -> tuple[list[str], list[str]]:
+    """Copy each notebook of ``source`` that ``target`` lacks; returns (copied, kept). Existing files are kept."""
+    from pdbviz._io import atomic_write
+
+    copied, kept = [], []
+    if target.resolve() == source.resolve():
+        return copied, sorted(p.name for p in source.glob("*.ipynb"))
+    if not dry_run:
+        target.mkdir(parents=True, exist_ok=True)
+    for notebook in sorted(source.glob("*.ipynb")):
+        dest = target / notebook.name
+        if dest.exists():
+            kept.append(notebook.name)
+            continue
+        if not dry_run:
+            with atomic_write(dest, "wb") as fh:  # a new file of the user's, not a copy of the installed mode bits
+                fh.write(notebook.read_bytes())
+        copied.append(notebook.name)
+    return copied, kept
 
 
 def _cmd_lab(args) -> int:
+    import importlib.util
     import os
     import secrets
-    import shutil
 
-    exe = shutil.which("jupyter")
-    if exe is None:
-        raise FileNotFoundError("jupyter was not found on PATH; install it with: pip install jupyterlab")
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise FileNotFoundError("JupyterLab is not installed in this environment; install it with: "
+                                "pip install jupyterlab")
     token = args.token if args.token is not None else secrets.token_hex(24)
-    folder = Path(args.dir) if args.dir else _notebooks_dir()
-    if not folder.is_dir():
+    source = _packaged_notebooks()
+    folder = Path(args.dir) if args.dir else Path.cwd() / NOTEBOOKS_FOLDER
+    if folder.exists() and not folder.is_dir():
         raise FileNotFoundError(f"--dir {folder} is not a folder")
-    cmd = [exe, "lab", f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
-           f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder}"]
+    import pdbviz
+
+    if folder.resolve() == source.resolve() and source.parent == Path(pdbviz.__file__).resolve().parent:
+        raise ValueError(f"--dir {folder} is the installed package's own notebooks folder, which pdbviz lab never "
+                         "changes; give a folder of your own")
+    try:
+        copied, kept = _copy_notebooks(source, folder, dry_run=args.dry_run)
+    except OSError as err:  # not writable, or under a file
+        raise ValueError(f"cannot write the notebooks into {folder} ({err.strerror or err}); choose another "
+                         "folder with --dir") from None
+    verb = "would copy" if args.dry_run else "copied"
+    print(f"{verb} {len(copied)} notebook(s) into {folder}" + (f"; kept {len(kept)} already there" if kept else ""),
+          flush=True)
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder.resolve() if folder.exists() else folder}"]
     if args.no_browser:
         cmd.append("--no-browser")
     if os.geteuid() == 0 if hasattr(os, "geteuid") else False:
@@ -210,11 +303,12 @@ def _cmd_lab(args) -> int:
     if args.dry_run:
         print(" ".join(cmd))
         return 0
-    os.execv(exe, cmd)
+    os.execv(sys.executable, cmd)
     return 0  # pragma: no cover - execv does not return
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``pdbviz`` command and its subcommands."""
     from pdbviz._version import __version__
 
     p = _Parser(prog="pdbviz", description="Explore mixed-precision quantized networks with progressively "
@@ -252,13 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     from pdbviz.experiment import DEFAULT_SCHEDULES
     from pdbviz.models import MODELS
 
-    d = sub.add_parser("demo", help="the default comparison on digits, with a report (about 30 s on a laptop CPU)",
-                       description="Train a float LeNet on the embedded digits, fine-tune the default schedules "
-                                   "(uniform 1/2/4 bits, 8-4-2-1, linear, the increasing control, "
-                                   "separability-allocated), print the table and write a report folder.")
+    d = sub.add_parser("demo", help="the headline comparison and the paper's claims, with a report "
+                                    "(under a minute on a laptop CPU)",
+                       description="Train a float VGG-Small (1/8 width) on the embedded digits for 3 seeds, "
+                                   "fine-tune the homogeneous baselines (binary, 2 and 4 bits, ternary, LSQ), "
+                                   "8-4-2-1, its increasing mirror and the separability allocation at 8-4-2-1's "
+                                   "memory, print the table and the paper's claims with their confidence "
+                                   "intervals, and write a report folder. --full: VGG-Small (1/4 width) on the "
+                                   "embedded MNIST at 32x32, 5 seeds, longer training.")
     d.add_argument("--out", type=Path, default=Path("pdbviz-demo"), help="output folder (default pdbviz-demo)")
-    d.add_argument("--seeds", type=_seed, nargs="+", default=[0], help="one run per seed (default 0)")
-    d.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
+    d.add_argument("--full", action="store_true", help="the longer setting, for paper-grade numbers")
+    d.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default 0 1 2; --full 0..4)")
+    d.add_argument("--epochs", type=_positive_int, default=None,
+                   help="float training epochs (default 12; --full 30)")
     d.add_argument("--no-static", action="store_true", help="skip SVG/PDF/PNG figures (no Chromium needed)")
     d.add_argument("--no-umap", action="store_true", help="skip the UMAP figure")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -275,19 +375,39 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
         sp.add_argument("--no-static", action="store_true", help="skip SVG/PDF/PNG figures")
 
+    def run_args(sp, out: str):
+        sp.add_argument("--schedules", type=_schedule_list, default=list(DEFAULT_SCHEDULES),
+                        help='schedules separated by ";", e.g. "float;2;halving;4/4;increasing;alloc:1.5" '
+                             f'(default "{";".join(DEFAULT_SCHEDULES)}")')
+        sp.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
+        sp.add_argument("--finetune-epochs", type=_positive_int, default=3, help="fine-tune epochs (default 3)")
+        sp.add_argument("--from-scratch", action="store_true", help="train each schedule from scratch for --epochs")
+        sp.add_argument("--batch-size", type=_positive_int, default=64)
+        sp.add_argument("--seeds", type=_seed, nargs="+", default=[0])
+        sp.add_argument("--out", type=Path, default=Path(out), help=f"output folder (default {out})")
+
     c = sub.add_parser("compare", help="compare bit schedules on a dataset and write a report",
                        description="Compare bit schedules: float once per seed, each schedule fine-tuned from it.")
     data_args(c)
-    c.add_argument("--schedules", type=_schedule_list, default=list(DEFAULT_SCHEDULES),
-                   help='schedules separated by ";", e.g. "float;2;halving;4/4;increasing;alloc:1.5" '
-                        f'(default "{";".join(DEFAULT_SCHEDULES)}")')
-    c.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
-    c.add_argument("--finetune-epochs", type=_positive_int, default=3, help="fine-tune epochs (default 3)")
-    c.add_argument("--from-scratch", action="store_true", help="train each schedule from scratch for --epochs")
-    c.add_argument("--batch-size", type=_positive_int, default=64)
-    c.add_argument("--seeds", type=_seed, nargs="+", default=[0])
-    c.add_argument("--out", type=Path, default=Path("pdbviz-compare"), help="output folder")
+    run_args(c, "pdbviz-compare")
     c.set_defaults(func=_cmd_compare)
+
+    sw = sub.add_parser("sweep", help="compare's runs as tasks on a dask cluster (local or remote), resumable",
+                        description="Run every float model and every (schedule, seed) run as an independent task "
+                                    "on dask.distributed: a local cluster (--workers) or a running scheduler "
+                                    "(--scheduler). Each finished run is written to OUT/runs at once; running "
+                                    "the same command again skips finished runs. Writes the same report as "
+                                    "compare. Needs: pip install \"pdbviz[dask]\".")
+    data_args(sw)
+    run_args(sw, "pdbviz-sweep")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=None,
+                       help="processes of the local cluster (default: one per core)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="address of a running dask scheduler, e.g. tcp://10.0.0.5:8786")
+    sw.add_argument("--retries", type=_non_negative_int, default=2,
+                    help="retries of a run whose worker dies, on the local cluster (default 2)")
+    sw.set_defaults(func=_cmd_sweep)
 
     a = sub.add_parser("analyze", help="separability profile and per-layer UMAP of a trained float model",
                        description="Train a float model, then measure class separability of each layer's input "
@@ -299,19 +419,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, default=Path("pdbviz-analyze"), help="output folder")
     a.set_defaults(func=_cmd_analyze)
 
-    lab = sub.add_parser("lab", help="JupyterLab in the notebooks folder (127.0.0.1, token on)",
-                         description="Start JupyterLab on the teaching notebooks, bound to 127.0.0.1 with a token.")
+    lab = sub.add_parser("lab", help="JupyterLab on a copy of the teaching notebooks (127.0.0.1, token on)",
+                         description="Copy the teaching notebooks that came with pdbviz into a folder of yours "
+                                     f"(default ./{NOTEBOOKS_FOLDER}; notebooks already there are kept as they are) "
+                                     "and start JupyterLab there, bound to 127.0.0.1 with a token. The installed "
+                                     "notebooks are never changed.")
     lab.add_argument("--port", type=_positive_int, default=8888)
     lab.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     lab.add_argument("--token", default=None, help="access token (default: a random one)")
-    lab.add_argument("--dir", default=None, help="folder to open (default: the notebooks folder)")
+    lab.add_argument("--dir", default=None,
+                     help=f"folder to copy the notebooks into and open (default ./{NOTEBOOKS_FOLDER})")
     lab.add_argument("--no-browser", action="store_true")
-    lab.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    lab.add_argument("--dry-run", action="store_true",
+                     help="say what would be copied and print the command, without writing or running anything")
     lab.set_defaults(func=_cmd_lab)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``pdbviz`` command with ``argv`` (default: the process's arguments); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

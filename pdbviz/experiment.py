@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 #: The default comparison: the paper's questions in nine schedules.
 DEFAULT_SCHEDULES = ("float", "1", "2", "4", "halving", "linear", "increasing", "alloc:2", "alloc:1.5")
+#: prefix of a separability-allocated schedule entry: ``"alloc:1.5"`` (average bits) or ``"alloc:40KiB"``.
 ALLOC_PREFIX = "alloc:"
 
 
@@ -59,16 +60,18 @@ def resolve_schedule(entry, model: nn.Module, profile: pd.DataFrame | None = Non
 
     Entries: the presets of ``pdbviz.quant.presets`` (``"float"``,
     ``"halving"``, ``"linear"``, ``"increasing"``); a one-line string
-    (``"8-4-2-1"``, ``"4/4"``...); ``"alloc:B"`` (separability-allocated at
-    budget B: average bits, or ``"alloc:40KiB"``, from the float model's
-    ``profile``); or a ``BitSchedule``.
+    (``"8-4-2-1"``, ``"4/4"``...); ``"alloc:B"``, separability-allocated from
+    the float model's ``profile`` at budget B: average bits (``"alloc:1.5"``),
+    KiB (``"alloc:40KiB"``) or the memory of another entry
+    (``"alloc:halving"``, at the memory of 8-4-2-1); or a ``BitSchedule``.
     """
     if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
-        budget = entry.strip()[len(ALLOC_PREFIX):].strip()
+        text = entry.strip()[len(ALLOC_PREFIX):].strip()
+        budget, label = _alloc_budget(text, model)
         if profile is None:
             raise ValueError("an 'alloc:' schedule needs the float model's separability profile")
-        schedule = allocate_bits(profile, model, _alloc_budget(budget))
-        return NamedSchedule(entry.strip(), f"allocated @ {budget}", "allocated", schedule)
+        schedule = allocate_bits(profile, model, budget)
+        return NamedSchedule(entry.strip(), label, "allocated", schedule)
     return resolve_preset(entry, model)
 
 
@@ -80,17 +83,28 @@ def check_schedules(schedules: Sequence, model: nn.Module) -> None:
     """
     for entry in schedules:
         if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
-            parse_budget(_alloc_budget(entry.strip()[len(ALLOC_PREFIX):].strip()))
+            parse_budget(_alloc_budget(entry.strip()[len(ALLOC_PREFIX):].strip(), model)[0])
         else:
             resolve_schedule(entry, model)
 
 
-def _alloc_budget(text: str) -> float | str:
-    """The budget of an ``"alloc:B"`` entry: a number of average bits, or the text (``"40KiB"``)."""
+def _alloc_budget(text: str, model: nn.Module) -> tuple[float | str, str]:
+    """The budget of an ``"alloc:B"`` entry and its label: average bits, KiB, or another entry's memory."""
     try:
-        return float(text)
+        return float(text), f"allocated @ {float(text):g} bits"
     except ValueError:
-        return text
+        pass
+    if text.lower().replace(" ", "").endswith(("kib", "bit", "bits")):
+        return text, f"allocated @ {text}"
+    try:
+        reference = resolve_preset(text, model)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"the budget of 'alloc:{text}' must be average bits (alloc:1.5), KiB (alloc:40KiB) or "
+                         f"another schedule (alloc:halving): {err}") from None
+    if reference.schedule is None:
+        raise ValueError(f"'alloc:{text}': {reference.label} has no quantized memory to match")
+    kib = memory_summary(model, reference.schedule).quantized_weight_kib
+    return f"{kib:.6f} KiB", f"allocated @ memory of {reference.label}"
 
 
 @dataclass(frozen=True)
@@ -248,18 +262,38 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
                 profiles.append(p.assign(schedule=named.label, seed=seed))
     if bar is not None:
         bar.close()
+    settings = run_settings(data, model, width, seeds, config, profile_metrics, n_samples)
+    return results_from_records(records, entries, schedules, template, settings, profiles, keep_models)
+
+
+def run_settings(data: Data, model, width: float, seeds: Sequence[int], config: RunConfig,
+                 profile_metrics: Sequence[str], n_samples: int) -> dict:
+    """The settings a comparison records in ``Results.config`` (before versions and schedules are added)."""
+    settings = {"dataset": data.name, "model": model if isinstance(model, str) else type(model).__name__,
+                "width": width, "seeds": list(seeds), **asdict(config), "profile_metrics": list(profile_metrics),
+                "n_samples": n_samples, "n_test": len(data.test) if data.test is not None else None}
+    settings.pop("progress")
+    return settings
+
+
+def results_from_records(records: Sequence[dict], entries, schedules: Sequence, template: nn.Module,
+                         settings: dict, profiles: Sequence[pd.DataFrame], keep_models: bool = True) -> Results:
+    """Tabulate run records (float runs first, then each entry's runs, as ``compare`` makes them) into ``Results``.
+
+    ``entries`` are the resolved ``(NamedSchedule, error)`` pairs; ``profiles``
+    the separability profiles, each with ``schedule`` and ``seed`` columns. The
+    float runs are shown only when ``schedules`` holds ``"float"``.
+    """
     float_label = PRESETS["float"].label
     shown = [r for r in records if r["run"]["schedule"] != float_label or any(_is_float(s) for s in schedules)]
     runs = pd.DataFrame([r["run"] for r in shown], columns=["schedule", "seed", "test_acc", "train_seconds", "error"])
     histories = [r["history"] for r in shown if r["history"] is not None]
-    settings = {"dataset": data.name, "model": model if isinstance(model, str) else type(model).__name__,
-                "width": width, "seeds": seeds, **asdict(config), "profile_metrics": list(profile_metrics),
-                "n_samples": n_samples}
-    settings.pop("progress")
+    profile_cols = ["schedule", "seed", *(c for c in profiles[0].columns if c not in ("schedule", "seed"))] \
+        if profiles else []
     return Results(
-        table=_table(entries, runs, template), runs=runs,
+        table=_table(entries, runs, template, settings.get("n_test")), runs=runs,
         history=pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(),
-        profiles=pd.concat(profiles, ignore_index=True)[["schedule", "seed", *base_profile.columns]],
+        profiles=pd.concat(profiles, ignore_index=True)[profile_cols] if profiles else pd.DataFrame(),
         config=_config(settings, entries, template),
         schedules={n.label: (n.schedule.to_dict() if n.schedule is not None else None) for n, _ in entries},
         models={(r["run"]["schedule"], r["run"]["seed"]): r["model"] for r in shown if r["model"] is not None}
@@ -287,7 +321,18 @@ def _config(settings: dict, entries, template: nn.Module) -> dict:
                                  for n, _ in entries}}
 
 
-def _table(entries, runs: pd.DataFrame, template: nn.Module) -> pd.DataFrame:
+def _ci95(accs: list[float], n_test: int | None) -> float:
+    """Half-width of the 95% interval of a mean accuracy (points): seed spread and the test set's sampling error."""
+    if not accs:
+        return float("nan")
+    var = (statistics.variance(accs) / len(accs)) if len(accs) > 1 else 0.0
+    if n_test:
+        p = statistics.mean(accs) / 100
+        var += 1e4 * p * (1 - p) / n_test
+    return 1.96 * var**0.5
+
+
+def _table(entries, runs: pd.DataFrame, template: nn.Module, n_test: int | None = None) -> pd.DataFrame:
     n_layers = len(BitSchedule.uniform(template, 32))
     rows = []
     for named, error in entries:
@@ -310,6 +355,7 @@ def _table(entries, runs: pd.DataFrame, template: nn.Module) -> pd.DataFrame:
             "compression": mem.compression if mem else float("nan"),
             "acc_mean": statistics.mean(accs) if accs else float("nan"),
             "acc_std": statistics.stdev(accs) if len(accs) > 1 else float("nan"),
+            "acc_ci95": _ci95(accs, n_test),
             "n_seeds": len(accs), "train_seconds": statistics.mean(ok.train_seconds) if accs else float("nan"),
             "error": "; ".join(errors),
         })

@@ -20,6 +20,7 @@ from torch import nn
 from ._checks import did_you_mean
 from .quant.protocol import ModelInfo
 
+#: every name ``build_model`` accepts.
 MODELS = ("mlp", "lenet", "vgg-small", "resnet20")
 
 
@@ -112,6 +113,9 @@ class VGGSmall(nn.Module):
 
 
 class BasicBlock(nn.Module):
+    """The residual block of ResNet-20: two 3x3 convolutions with BatchNorm, and a 1x1 projection shortcut
+    when the stride or the width changes."""
+
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)

@@ -13,9 +13,11 @@ import pandas as pd
 
 from ._io import atomic_write
 
+#: version of the results.json layout that ``Results.save`` writes and ``Results.load`` reads.
 RESULTS_FORMAT_VERSION = 1
+#: columns of ``Results.table``, one row per schedule.
 TABLE_COLUMNS = ["schedule", "kind", "w_bits", "a_bits", "kib", "avg_bits", "compression", "acc_mean", "acc_std",
-                 "n_seeds", "train_seconds", "error"]
+                 "acc_ci95", "n_seeds", "train_seconds", "error"]
 _FILES = {"table": "results.csv", "runs": "runs.csv", "history": "history.csv", "profiles": "profiles.csv"}
 
 
@@ -29,7 +31,8 @@ class Results:
             ``w_bits`` and ``a_bits`` (per layer, dash-joined, forward order),
             ``kib`` (quantized-weight memory), ``avg_bits``, ``compression``
             (vs float-32), ``acc_mean`` and ``acc_std`` over seeds (test
-            accuracy, %), ``n_seeds``, ``train_seconds`` (mean per seed),
+            accuracy, %), ``acc_ci95`` (half-width of the 95% interval of the
+            mean: seed spread and the test set's size), ``n_seeds``, ``train_seconds`` (mean per seed),
             ``error`` (why a schedule failed; empty otherwise).
         runs: one row per schedule and seed.
         history: per-epoch records of every run, with ``schedule`` and ``seed``.
@@ -67,6 +70,18 @@ class Results:
         data = self.schedules.get(label)
         return BitSchedule.from_dict(data) if data else None
 
+    def claims(self, margin: float = 0.5) -> pd.DataFrame:
+        """The paper's claims evaluated on these runs: effect, seed spread, 95% CI and verdict of each.
+
+        See ``pdbviz.claims`` for the four claims, the interval (seed spread
+        and the test set's sampling error) and the verdict rule; ``margin`` is
+        the non-inferiority margin (points) of the "as accurate" claim.
+        """
+        from .claims import evaluate_claims
+
+        return evaluate_claims(self.table, self.runs, self.config.get("entries", {}), self.config.get("n_test"),
+                               margin)
+
     def pretty(self) -> str:
         """The table as fixed-width text, for terminals."""
         t = self.table.copy()
@@ -79,8 +94,12 @@ class Results:
     def to_latex(self, caption: str | None = None, label: str = "tab:pdbviz") -> str:
         """A booktabs table for a paper: schedule, bits, average bits, KiB, compression, accuracy."""
         cfg = self.config
-        caption = caption or (f"Test accuracy (\\%, mean $\\pm$ std over {len(cfg.get('seeds', []))} seeds) of "
-                              f"{_tex(cfg.get('model', ''))} on {_tex(cfg.get('dataset', ''))} and quantized-weight memory.")
+        n = len(cfg.get("seeds", []))
+        seeds = "one seed" if n == 1 else f"{n} seeds"
+        test = f" ({cfg['n_test']} test images)" if cfg.get("n_test") else ""
+        caption = caption or (f"Test accuracy (\\%, mean $\\pm$ standard deviation over {seeds}) of "
+                              f"{_tex(cfg.get('model', ''))} on {_tex(cfg.get('dataset', ''))}{test}, and "
+                              "quantized-weight memory.")
         lines = ["\\begin{table}[t]", "\\centering", "\\small", "\\begin{tabular}{llrrrr}", "\\toprule",
                  "Schedule & Bits per layer & Avg.\\ bits & KiB & Compr. & Accuracy (\\%) \\\\", "\\midrule"]
         ok = self.table[self.table.error.fillna("") == ""]

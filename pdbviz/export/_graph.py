@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..quant.convert import dequantize, schedule_of
+from ..quant.convert import dequantize, float_weight, schedule_of
 from ..quant.discovery import discover
 from ..quant.layers import weight_quant
 from ..quant.protocol import model_info
@@ -78,11 +78,11 @@ def targets(model: nn.Module, fmt: str) -> list[Target]:
                                       "of Linear and Conv1d/2d/3d layers (keep other layers at 32 bits)")
                 values = getattr(modules[path], pname).detach().float().cpu()
                 q = wq.weight_quantizer
+                w = float_weight(model, entry.name).float().cpu()
                 out.append(Target(entry.name, entry.kind, entry.numel, wq.spec.w_bits, wq.spec.a_bits,
                                   f"{path}.{pname}" if path else pname, values.numpy(),
-                                  weight_grid(q, values) if q is not None else None,
-                                  activation_grid(wq.spec.act_mode, wq.spec.a_bits)
-                                  if wq.input_quantizer is not None else None))
+                                  weight_grid(q, values, w) if q is not None else None,
+                                  activation_grid(wq.input_quantizer) if wq.input_quantizer is not None else None))
     finally:
         model.train(was_training)
     return out

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..quant.quantizers import WeightQuantizer
+from ..quant.quantizers import ActivationQuantizer, WeightQuantizer, symmetric_step
 
 EXTRA = 'pip install "pdbviz[export]"'
 
@@ -118,24 +118,25 @@ class IntegerGrid:
         return (np.asarray(codes, np.float64) - self.zero_point) * self.scale
 
 
-#: weight mode -> function of (quantizer, quantized weight) giving its grid
-WeightForm = Callable[[WeightQuantizer, torch.Tensor], IntegerGrid]
+WeightForm = Callable[[WeightQuantizer, torch.Tensor, torch.Tensor], IntegerGrid]
+#: weight mode -> function of (quantizer, quantized weight, float weight) giving its grid
 INTEGER_FORMS: dict[str, WeightForm] = {}
-#: input mode -> function of the bit-width giving its grid
-ACTIVATION_FORMS: dict[str, Callable[[int], IntegerGrid]] = {}
+ActivationForm = Callable[[ActivationQuantizer], IntegerGrid]
+#: input mode -> function of the input quantizer (its bits and learned state) giving its grid
+ACTIVATION_FORMS: dict[str, ActivationForm] = {}
 
 
 def register_integer_form(mode: str) -> Callable[[WeightForm], WeightForm]:
     """Decorator: the function giving the integer grid of weight mode ``mode``.
 
     The function takes the quantizer (its ``bits`` and any learned state, such
-    as a step size) and the quantized weight, and returns an ``IntegerGrid``
-    on which every value of the weight lies.
+    as a step size), the quantized weight and the float weight it came from,
+    and returns an ``IntegerGrid`` on which every value of the weight lies.
 
     Example::
 
         @register_integer_form("lsq")
-        def _lsq(quantizer, wq):
+        def _lsq(quantizer, wq, w):
             return IntegerGrid(float(quantizer.step), 0, quantizer.bits, signed=True)
     """
     if not isinstance(mode, str) or not mode:
@@ -148,14 +149,14 @@ def register_integer_form(mode: str) -> Callable[[WeightForm], WeightForm]:
     return deco
 
 
-def register_activation_form(mode: str) -> Callable[[Callable[[int], IntegerGrid]], Callable[[int], IntegerGrid]]:
-    """Decorator: the function of the bit-width giving the integer grid of input mode ``mode``.
+def register_activation_form(mode: str) -> Callable[[ActivationForm], ActivationForm]:
+    """Decorator: the function of the input quantizer giving the integer grid of input mode ``mode``.
 
     Example::
 
         @register_activation_form("pact")
-        def _pact(bits):
-            return IntegerGrid(ALPHA / (2**bits - 1), 0, bits, signed=False)
+        def _pact(quantizer):
+            return IntegerGrid(float(quantizer.alpha) / (2**quantizer.bits - 1), 0, quantizer.bits, signed=False)
     """
     if not isinstance(mode, str) or not mode:
         raise TypeError(f"mode must be a non-empty string, got {mode!r}")
@@ -167,55 +168,72 @@ def register_activation_form(mode: str) -> Callable[[Callable[[int], IntegerGrid
     return deco
 
 
-def weight_grid(quantizer: WeightQuantizer, wq: torch.Tensor) -> IntegerGrid:
-    """The integer grid of the weight ``wq`` that ``quantizer`` produced.
+def weight_grid(quantizer: WeightQuantizer, wq: torch.Tensor, w: torch.Tensor | None = None) -> IntegerGrid:
+    """The integer grid of the weight ``wq`` that ``quantizer`` produced from the float weight ``w``.
 
     Example:
         >>> from pdbviz.quant.quantizers import SymmetricWeight
-        >>> weight_grid(SymmetricWeight(2), torch.tensor([-1.0, 0.0, 1.0]))
+        >>> w = torch.tensor([-1.0, 0.1, 1.0])
+        >>> weight_grid(SymmetricWeight(2), SymmetricWeight(2)(w), w)
         IntegerGrid(scale=1.0, zero_point=0.0, bits=2, signed=True, narrow=True, bipolar=False)
     """
     form = INTEGER_FORMS.get(quantizer.name)
     if form is None:
         raise ExportError(f"weight mode {quantizer.name!r} has no integer form for export (known: "
                           f"{sorted(INTEGER_FORMS)}); add one with pdbviz.export.register_integer_form")
-    grid = form(quantizer, wq)
+    grid = form(quantizer, wq, wq if w is None else w)
     grid.codes(wq)  # every value must lie on the grid
     return grid
 
 
-def activation_grid(mode: str, bits: int) -> IntegerGrid:
-    """The integer grid of input mode ``mode`` at ``bits``.
+def activation_grid(quantizer: ActivationQuantizer) -> IntegerGrid:
+    """The integer grid of an input quantizer (its mode, bits and learned state).
 
     Example:
-        >>> activation_grid("dorefa", 2)
+        >>> from pdbviz.quant import activation_quantizer
+        >>> activation_grid(activation_quantizer("dorefa")(2))
         IntegerGrid(scale=0.3333333333333333, zero_point=0.0, bits=2, signed=False, narrow=False, bipolar=False)
     """
-    form = ACTIVATION_FORMS.get(mode)
+    form = ACTIVATION_FORMS.get(quantizer.name)
     if form is None:
-        raise ExportError(f"input mode {mode!r} has no integer form for export (known: {sorted(ACTIVATION_FORMS)}); "
-                          "add one with pdbviz.export.register_activation_form")
-    return form(bits)
+        raise ExportError(f"input mode {quantizer.name!r} has no integer form for export (known: "
+                          f"{sorted(ACTIVATION_FORMS)}); add one with pdbviz.export.register_activation_form")
+    return form(quantizer)
 
 
 @register_integer_form("dorefa")
-def _dorefa(quantizer: WeightQuantizer, wq: torch.Tensor) -> IntegerGrid:
-    # k >= 2: values (2c - n) / n, c = 0..n, n = 2^k - 1: no zero among them. With scale 2/n and zero-point
-    # -1/2 the codes are c - 2^(k-1), exactly the signed k-bit range. k = 1: +-mean|w|, a bipolar grid.
-    k = quantizer.bits
+def _dorefa(quantizer: WeightQuantizer, wq: torch.Tensor, w: torch.Tensor) -> IntegerGrid:
+    # k >= 2: values a (2c - n) / n, c = 0..n, n = 2^k - 1, a = max|w_q|: no zero among them. With scale 2a/n and
+    # zero-point -1/2 the codes are c - 2^(k-1), exactly the signed k-bit range. k = 1: +-mean|w|, bipolar.
+    k, a = quantizer.bits, float(wq.detach().abs().max()) or 1.0
     if k == 1:
-        return IntegerGrid(float(wq.detach().abs().max()) or 1.0, 0.0, 1, signed=True, bipolar=True)
-    return IntegerGrid(2.0 / (2**k - 1), -0.5, k, signed=True)
+        return IntegerGrid(a, 0.0, 1, signed=True, bipolar=True)
+    return IntegerGrid(2.0 * a / (2**k - 1), -0.5, k, signed=True)
 
 
 @register_integer_form("symmetric")
-def _symmetric(quantizer: WeightQuantizer, wq: torch.Tensor) -> IntegerGrid:
-    # values q / m, q in [-m, m], m = 2^(k-1) - 1: the narrow signed k-bit range.
-    m = 2 ** (quantizer.bits - 1) - 1
-    return IntegerGrid(1.0 / m, 0.0, quantizer.bits, signed=True, narrow=True)
+def _symmetric(quantizer: WeightQuantizer, wq: torch.Tensor, w: torch.Tensor) -> IntegerGrid:
+    # k = 1: +-mean|w|, bipolar. k >= 2: values s q, q in [-m, m], m = 2^(k-1) - 1: the narrow signed k-bit range.
+    if quantizer.bits == 1:
+        return IntegerGrid(float(wq.detach().abs().max()) or 1.0, 0.0, 1, signed=True, bipolar=True)
+    return IntegerGrid(float(symmetric_step(w.detach().float(), quantizer.bits)), 0.0, quantizer.bits, signed=True,
+                       narrow=True)
+
+
+@register_integer_form("lsq")
+def _lsq(quantizer: WeightQuantizer, wq: torch.Tensor, w: torch.Tensor) -> IntegerGrid:
+    # values s q, q in [-2^(k-1), 2^(k-1) - 1]: the signed k-bit range with the learned step s.
+    return IntegerGrid(float(quantizer.step.detach().abs()), 0.0, quantizer.bits, signed=True)
 
 
 @register_activation_form("dorefa")
-def _dorefa_input(bits: int) -> IntegerGrid:
+def _dorefa_input(quantizer: ActivationQuantizer) -> IntegerGrid:
     # Q_k(clip(x, 0, 1)): c / n, c = 0..n: the unsigned k-bit range.
-    return IntegerGrid(1.0 / (2**bits - 1), 0.0, bits, signed=False)
+    return IntegerGrid(1.0 / (2**quantizer.bits - 1), 0.0, quantizer.bits, signed=False)
+
+
+@register_activation_form("pact")
+def _pact_input(quantizer: ActivationQuantizer) -> IntegerGrid:
+    # a c / n on [0, a] with the learned clip a: the unsigned k-bit range with step a / n.
+    return IntegerGrid(float(quantizer.alpha.detach().abs()) / (2**quantizer.bits - 1), 0.0, quantizer.bits,
+                       signed=False)

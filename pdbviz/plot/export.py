@@ -17,6 +17,7 @@ from pathlib import Path
 from .._io import atomic_write
 from .._version import __version__
 
+#: every format ``save`` writes; all but HTML need Chromium (kaleido).
 FORMATS = ("html", "svg", "pdf", "png")
 STATIC = ("svg", "pdf", "png")
 CHROMIUM_HINT = ("static export (svg, pdf, png) needs Chrome or Chromium for kaleido: install it with "
@@ -171,25 +172,47 @@ def _render_static(figs: Sequence, formats: Sequence[str], scale: float) -> list
 
 
 def save(fig, stem: str | Path, formats: Sequence[str] | str = FORMATS, metadata: Mapping | None = None,
-         scale: float = 3.0) -> dict[str, Path]:
+         scale: float | None = None, size=None, theme: str | dict = "paper", dpi: int = 300) -> dict[str, Path]:
     """Save ``fig`` as ``stem.html`` and, via kaleido/Chromium, ``.svg``, ``.pdf``, ``.png``.
 
     HTML is written first and always (self-contained, works offline). If
     Chromium is missing, ``StaticExportError`` says what to install.
     Returns ``{format: path}``.
 
+    Args:
+        fig: a plotly figure.
+        stem: the path without its suffix.
+        formats: any of ``"html"``, ``"svg"``, ``"pdf"``, ``"png"``.
+        metadata: what the files carry besides the pdbviz version (dataset, seeds...).
+        scale: PNG pixels per figure pixel (default: ``dpi`` at print size, else 3).
+        size: a print size (``"column"``, ``"page"``, ``"slide"`` or ``(width, height)``
+            in inches): the figure is laid out at that size with ``theme``'s
+            fonts (see ``for_print``), so the PDF and SVG measure that much and
+            the smallest text is 7 pt or more.
+        theme: the print theme, ``"paper"`` or ``"slides"`` (used with ``size``).
+        dpi: the PNG's resolution at print size.
+
     Example:
         >>> import plotly.graph_objects as go
-        >>> paths = save(go.Figure(), "fig", formats=("html",), metadata={"dataset": "digits"})  # doctest: +SKIP
+        >>> paths = save(go.Figure(), "fig", size="column", metadata={"dataset": "digits"})  # doctest: +SKIP
     """
-    return save_many({Path(stem).name: fig}, Path(stem).parent, formats, metadata, scale)[Path(stem).name]
+    name = Path(stem).name
+    return save_many({name: fig}, Path(stem).parent, formats, metadata, scale, size=size, theme=theme,
+                     dpi=dpi)[name]
 
 
 def save_many(figures: Mapping[str, object], directory: str | Path, formats: Sequence[str] | str = FORMATS,
-              metadata: Mapping | None = None, scale: float = 3.0, include_plotlyjs: bool | str = True
-              ) -> dict[str, dict[str, Path]]:
-    """Save several figures ``{stem: fig}`` into ``directory`` (one Chromium session for all)."""
+              metadata: Mapping | None = None, scale: float | None = None, include_plotlyjs: bool | str = True,
+              size=None, theme: str | dict = "paper", dpi: int = 300) -> dict[str, dict[str, Path]]:
+    """Save several figures ``{stem: fig}`` into ``directory`` (one Chromium session for all); ``size``,
+    ``theme`` and ``dpi`` as in ``save``."""
+    from .theme import PX_PER_INCH, for_print
+
     formats = _check_formats(formats)
+    if size is not None:
+        figures = {stem: for_print(fig, size, theme) for stem, fig in figures.items()}
+        scale = scale or dpi / PX_PER_INCH
+    scale = scale or 3.0
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     out: dict[str, dict[str, Path]] = {stem: {} for stem in figures}

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .theme import BIT_COLOURS, PAPER, apply_theme
+from .theme import BIT_COLOURS, apply_theme, palette, resolve_theme
 
 
 def _go():
@@ -25,6 +25,28 @@ def _need(df, columns, name):
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{name} lacks columns {missing}; it has {list(df.columns)}")
+
+
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Tick values 1, 2, 5, 10, 20, 50... covering ``[low, high]``, written in full (no ``2, 5, 10, 2, 5``).
+
+    Example:
+        >>> log_ticks(3, 40)
+        ([2.0, 5.0, 10.0, 20.0, 50.0], ['2', '5', '10', '20', '50'])
+        >>> log_ticks(10, 40)[1]
+        ['10', '20', '30', '50']
+    """
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+        return [], []
+    decades = np.log10(high / low)
+    mantissas = (1, 2, 3, 5) if decades < 1 else (1, 2, 5) if decades < 3 else (1,)
+    values = []
+    for exponent in range(int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1):
+        values += [m * 10.0**exponent for m in mantissas]
+    below = [v for v in values if v <= low]
+    above = [v for v in values if v >= high]
+    keep = [v for v in values if (below and v >= below[-1]) and (above and v <= above[0])]
+    return keep, [f"{v:g}" for v in keep]
 
 
 def _bits_of(schedule) -> dict[str, int]:
@@ -48,7 +70,7 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
     from plotly.subplots import make_subplots
 
     _need(profile, ["layer", "depth", metric], "profile")
-    t = theme or PAPER
+    t = resolve_theme(theme)
     bits = _bits_of(schedule)
     fig = make_subplots(specs=[[{"secondary_y": bool(bits)}]])
     groups = profile.groupby("schedule", sort=False) if "schedule" in profile else [(None, profile)]
@@ -70,6 +92,12 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
     label = {"fisher": "Fisher criterion tr(S_B)/tr(S_W)", "probe": "linear-probe accuracy",
              "knn": "k-NN accuracy", "silhouette": "silhouette"}.get(metric, metric)
     fig.update_yaxes(title_text=label, secondary_y=False, type="log" if metric == "fisher" else None)
+    if metric == "fisher":
+        values = profile[metric].astype(float)
+        values = values[np.isfinite(values) & (values > 0)]
+        if len(values):
+            ticks, text = log_ticks(float(values.min()), float(values.max()))
+            fig.update_yaxes(tickvals=ticks, ticktext=text, secondary_y=False)
     fig.update_xaxes(title_text="input of layer (depth →)", categoryorder="array", categoryarray=order)
     fig.update_layout(title=title or "Class separability by depth")
     return apply_theme(fig, t)
@@ -82,7 +110,7 @@ def umap_grid(embedding: pd.DataFrame, classes: Sequence[str] | None = None, col
     from plotly.subplots import make_subplots
 
     _need(embedding, ["layer", "depth", "label", "x", "y"], "embedding")
-    t = theme or PAPER
+    t = resolve_theme(theme)
     layers = list(dict.fromkeys(embedding.sort_values("depth", kind="stable").layer))
     cols = cols or min(len(layers), 3)
     rows = int(np.ceil(len(layers) / cols))
@@ -113,7 +141,7 @@ def bits_figure(table: pd.DataFrame, layers: Sequence[str] | None = None, title:
     """Weight bits per layer (columns) for each schedule (rows), as an annotated heatmap."""
     go = _go()
     _need(table, ["schedule", "w_bits"], "table")
-    t = theme or PAPER
+    t = resolve_theme(theme)
     ok = table[table.w_bits.astype(str).str.len() > 0]
     grid = [[int(b) for b in str(w).split("-")] for w in ok.w_bits]
     n = max(len(g) for g in grid)
@@ -134,21 +162,27 @@ def bits_figure(table: pd.DataFrame, layers: Sequence[str] | None = None, title:
 
 
 def memory_figure(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, title: str | None = None,
-                  theme: dict | None = None, log_y: bool = True):
-    """Quantized-weight memory (KiB) per layer: one bar group per memory table."""
+                  theme: dict | str | None = None, log_y: bool = True):
+    """Quantized-weight memory (KiB) per layer: one bar group per memory table (labels in words)."""
     go = _go()
-    t = theme or PAPER
+    t = resolve_theme(theme)
     if isinstance(tables, pd.DataFrame):
         tables = {"model": tables}
     fig = go.Figure()
+    values = []
     for i, (label, df) in enumerate(tables.items()):
         _need(df, ["layer", "weight_kib", "w_bits"], f"memory table {label!r}")
+        values += list(df.weight_kib[df.weight_kib > 0])
         fig.add_trace(go.Bar(x=df.layer, y=df.weight_kib, name=str(label),
                              marker_color=t["colorway"][i % len(t["colorway"])],
                              customdata=df.w_bits, hovertemplate="%{x}: %{y:.2f} KiB at %{customdata} bits"))
     fig.update_layout(barmode="group", title=title or "Weight memory per layer")
-    fig.update_yaxes(title_text="KiB", type="log" if log_y else None)
-    fig.update_xaxes(title_text="layer")
+    if log_y and values:
+        ticks, text = log_ticks(min(values), max(values))
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=text)
+    fig.update_yaxes(title_text="KiB")
+    fig.update_xaxes(title_text="layer", tickangle=-45 if len(tables) and max(len(str(x)) for df in tables.values()
+                                                                            for x in df.layer) > 6 else 0)
     return apply_theme(fig, t)
 
 
@@ -163,58 +197,84 @@ def pareto_frontier(memory: Sequence[float], accuracy: Sequence[float]) -> list[
     return out
 
 
-def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | None = None, log_x: bool = True):
-    """Accuracy against quantized-weight memory, with error bars, the Pareto frontier and the float line."""
+_SYMBOLS = {"uniform": "circle", "decreasing": "triangle-down", "increasing": "triangle-up", "allocated": "star",
+            "custom": "diamond"}
+
+
+def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | str | None = None, log_x: bool = True):
+    """Accuracy against quantized-weight memory: one legend entry per schedule, 95% confidence intervals,
+    the frontier of the homogeneous schedules and the float-32 line.
+
+    Error bars are the table's ``acc_ci95`` (seed spread and the test set's
+    sampling error; see ``pdbviz.claims``), else its seed standard deviation.
+    """
     go = _go()
     _need(table, ["schedule", "kind", "kib", "acc_mean", "acc_std"], "table")
-    t = theme or PAPER
+    t = resolve_theme(theme)
     df = table[np.isfinite(table.acc_mean.astype(float))].reset_index(drop=True)
+    err = df.acc_ci95 if "acc_ci95" in df else df.acc_std
     fig = go.Figure()
     quant = df[df.kind != "float"]
-    kinds = list(dict.fromkeys(quant.kind))
-    symbols = {"uniform": "circle", "decreasing": "triangle-down", "increasing": "triangle-up",
-               "allocated": "star", "custom": "diamond"}
-    for i, kind in enumerate(kinds):
-        part = quant[quant.kind == kind]
-        fig.add_trace(go.Scatter(x=part.kib, y=part.acc_mean, mode="markers+text", name=kind, text=part.schedule,
-                                 textposition="top center", textfont={"size": 10},
-                                 error_y={"type": "data", "array": part.acc_std.fillna(0), "thickness": 1},
-                                 marker={"size": 10, "symbol": symbols.get(kind, "circle"),
-                                         "color": t["colorway"][i % len(t["colorway"])]},
-                                 hovertemplate="%{text}: %{y:.2f}% at %{x:.2f} KiB<extra></extra>"))
-    front = [quant.index[i] for i in pareto_frontier(list(quant.kib), list(quant.acc_mean))]
+    colours = palette(t, len(quant))
+    seen: dict[float, int] = {}
+    for i, (idx, row) in enumerate(quant.iterrows()):
+        same = seen.get(round(float(row.kib), 6), 0)  # schedules of equal memory side by side, not on top
+        seen[round(float(row.kib), 6)] = same + 1
+        x = row.kib * (1.03 ** ((same + 1) // 2 * (1 if same % 2 else -1))) if same else row.kib
+        fig.add_trace(go.Scatter(
+            x=[x], y=[row.acc_mean], mode="markers", name=str(row.schedule),
+            error_y={"type": "data", "array": [0 if not np.isfinite(err[idx]) else err[idx]], "thickness": 1,
+                     "width": 3},
+            marker={"size": t["marker_size"], "symbol": _SYMBOLS.get(row.kind, "circle"),
+                    "color": colours[i % len(colours)], "line": {"width": 0.5, "color": "#222"}},
+            hovertemplate=f"{row.schedule}: %{{y:.2f}}% at {row.kib:.2f} KiB<extra></extra>"))
+    uniform = quant[quant.kind == "uniform"]
+    front = [uniform.index[i] for i in pareto_frontier(list(uniform.kib), list(uniform.acc_mean))]
     if front:
         f = df.loc[front]
-        fig.add_trace(go.Scatter(x=f.kib, y=f.acc_mean, mode="lines", name="Pareto frontier",
-                                 line={"color": "#666666", "dash": "dot", "shape": "hv"}, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=f.kib, y=f.acc_mean, mode="lines", name="homogeneous frontier",
+                                 line={"color": "#777777", "dash": "dot", "shape": "hv", "width": 1},
+                                 hoverinfo="skip"))
     flt = df[df.kind == "float"]
     if len(flt):
         acc = float(flt.acc_mean.iloc[0])
-        fig.add_hline(y=acc, line_dash="dash", line_color="#999999",
-                      annotation_text=f"float-32: {acc:.2f}% at {float(flt.kib.iloc[0]):.0f} KiB",
-                      annotation_position="top left", annotation_font_size=10, annotation_font_color="#666666")
-    fig.update_xaxes(title_text="quantized-weight memory (KiB)", type="log" if log_x else None)
-    fig.update_yaxes(title_text="test accuracy (%)")
-    fig.update_layout(title=title or "Accuracy vs memory")
+        fig.add_trace(go.Scatter(x=[quant.kib.min(), quant.kib.max()] if len(quant) else [], y=[acc, acc],
+                                 mode="lines", name=f"float-32 ({acc:.2f}%)", hoverinfo="skip",
+                                 line={"color": "#999999", "dash": "dash", "width": 1}))
+    if log_x and len(quant):
+        ticks, text = log_ticks(float(quant.kib.min()), float(quant.kib.max()))
+        fig.update_xaxes(type="log", tickvals=ticks, ticktext=text)
+    fig.update_xaxes(title_text="quantized-weight memory (KiB)")
+    fig.update_yaxes(title_text="test accuracy (%), 95% CI")
+    fig.update_layout(title=title or "Accuracy vs memory", legend={"tracegroupgap": 0})
     return apply_theme(fig, t)
 
 
 def training_curves(history: pd.DataFrame, metric: str = "test_acc", title: str | None = None,
-                    theme: dict | None = None):
-    """A metric of ``History``/``Results.history`` by epoch, one line per schedule (mean over seeds)."""
+                    theme: dict | str | None = None):
+    """A metric of ``History``/``Results.history`` by epoch, one line per schedule: the mean over seeds, with
+    a band of one standard deviation where there are several seeds."""
     go = _go()
     _need(history, ["epoch", metric], "history")
-    t = theme or PAPER
+    t = resolve_theme(theme)
     fig = go.Figure()
-    groups = history.groupby("schedule", sort=False) if "schedule" in history else [("run", history)]
+    groups = list(history.groupby("schedule", sort=False)) if "schedule" in history else [("run", history)]
+    factor = 100 if metric.endswith("acc") else 1
+    colours = palette(t, len(groups))
     for i, (name, df) in enumerate(groups):
-        mean = df.groupby("epoch")[metric].mean()
-        y = 100 * mean if metric.endswith("acc") else mean
-        fig.add_trace(go.Scatter(x=mean.index, y=y, mode="lines+markers", name=str(name), marker={"size": 5},
-                                 line={"color": t["colorway"][i % len(t["colorway"])]}))
+        stats = df.groupby("epoch")[metric].agg(["mean", "std", "count"])
+        colour = colours[i % len(colours)]
+        if (stats["count"] > 1).any():
+            upper, lower = factor * (stats["mean"] + stats["std"].fillna(0)), factor * (stats["mean"] - stats["std"].fillna(0))
+            fig.add_trace(go.Scatter(x=list(stats.index) + list(stats.index[::-1]),
+                                     y=list(upper) + list(lower[::-1]), fill="toself", fillcolor=colour, mode="lines",
+                                     opacity=0.15, line={"width": 0}, hoverinfo="skip", showlegend=False,
+                                     legendgroup=str(name)))
+        fig.add_trace(go.Scatter(x=stats.index, y=factor * stats["mean"], mode="lines+markers", name=str(name),
+                                 marker={"size": 5}, line={"color": colour}, legendgroup=str(name)))
     names = {"test_acc": "test accuracy (%)", "train_acc": "train accuracy (%)", "loss": "training loss",
              "test_loss": "test loss"}
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text=names.get(metric, metric))
     fig.update_layout(title=title or "Training curves")
     return apply_theme(fig, t)
@@ -234,7 +294,7 @@ def staircase_figure(weights, quantized, bits: int | None = None, title: str | N
     q = np.asarray(quantized, dtype=float).ravel()
     if w.shape != q.shape or w.size == 0:
         raise ValueError(f"weights and quantized must be non-empty and of one size, got {w.shape} and {q.shape}")
-    t = theme or PAPER
+    t = resolve_theme(theme)
     order = np.argsort(w)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Histogram(x=w, nbinsx=bins, name="weights", marker_color="#BBBBBB", opacity=0.8),
@@ -244,7 +304,9 @@ def staircase_figure(weights, quantized, bits: int | None = None, title: str | N
     levels = np.unique(q)
     fig.update_xaxes(title_text="float weight")
     fig.update_yaxes(title_text="count", secondary_y=False)
-    fig.update_yaxes(title_text="quantized value", secondary_y=True, showgrid=False)
+    shown = levels if len(levels) <= 9 else levels[np.linspace(0, len(levels) - 1, 9).round().astype(int)]
+    fig.update_yaxes(title_text="quantized value", secondary_y=True, showgrid=False, tickvals=list(shown),
+                     ticktext=[f"{v:.3g}" for v in shown])
     label = f"{bits}-bit quantizer" if bits else "quantizer"
     fig.update_layout(title=title or f"{label}: {len(levels)} levels", bargap=0.02)
     return apply_theme(fig, t)
@@ -254,7 +316,7 @@ def quant_error_figure(errors: pd.DataFrame, title: str | None = None, theme: di
     """Per-layer weight SQNR (dB), bars coloured by bits (``quantization_error`` output)."""
     go = _go()
     _need(errors, ["layer", "w_bits", "sqnr_db"], "errors")
-    t = theme or PAPER
+    t = resolve_theme(theme)
     finite = errors[np.isfinite(errors.sqnr_db)]
     fig = go.Figure(go.Bar(x=finite.layer, y=finite.sqnr_db, text=[f"{b} b" for b in finite.w_bits],
                            textposition="outside", marker_color=[BIT_COLOURS.get(int(b), "#888") for b in finite.w_bits],

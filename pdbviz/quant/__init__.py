@@ -10,6 +10,7 @@ from .layers import QuantConv2d, QuantLinear, WeightQuant, is_quant_layer, weigh
 from .memory import MemoryReport, MemorySummary, memory_report, memory_summary, memory_table
 from .protocol import ModelInfo, model_info
 from .packing import PackedFormatError, load_packed, save_packed
+from .presets import NamedSchedule
 from .quantizers import (ACTIVATION_QUANTIZERS, ALLOWED_BITS, WEIGHT_QUANTIZERS, ActivationQuantizer, WeightQuantizer,
                          activation_quantizer, dorefa_weight, quantize_activation, register_activation_quantizer,
                          register_weight_quantizer, symmetric_weight, weight_quantizer)
@@ -26,6 +27,7 @@ __all__ = [
     "MemorySummary",
     "ModelInfo",
     "ModelLayout",
+    "NamedSchedule",
     "PackedFormatError",
     "QuantConv2d",
     "QuantLinear",

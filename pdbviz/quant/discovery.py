@@ -69,6 +69,7 @@ class WeightEntry:
 
     @property
     def numel(self) -> int:
+        """Number of elements of the weight."""
         return math.prod(self.shape)
 
     @property
@@ -112,6 +113,7 @@ class ModelLayout:
 
     @property
     def names(self) -> list[str]:
+        """Names of the entries, in forward order."""
         return [e.name for e in self.entries]
 
     def __getitem__(self, name: str) -> WeightEntry:

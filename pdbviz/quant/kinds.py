@@ -47,6 +47,7 @@ _FIRST_ARG: InputSlots = ((0, "input"),)
 _ATTENTION = {"in_proj_weight": ((0, "query"), (1, "key"), (2, "value")), "q_proj_weight": ((0, "query"),),
               "k_proj_weight": ((1, "key"),), "v_proj_weight": ((2, "value"),)}
 
+#: the registered weight kinds (``register_weight_kind`` adds to it), consulted in order.
 WEIGHT_KINDS: list[WeightKind] = [
     WeightKind(nn.MultiheadAttention,
                lambda m: ("in_proj_weight",) if m.in_proj_weight is not None

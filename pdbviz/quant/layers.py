@@ -61,16 +61,39 @@ class WeightQuant(nn.Module):
         self.input_quantizer = None if spec.a_bits == FULL_PRECISION else \
             activation_quantizer(spec.act_mode)(spec.a_bits)
         self._cache: tuple | None = None
+        self._pin: tuple | None = None
+
+    def _key(self, w: torch.Tensor) -> tuple:
+        return (w.data_ptr(), w._version, w.device, w.dtype, id(self.weight_quantizer))
+
+    def _pinned(self, w: torch.Tensor) -> torch.Tensor | None:
+        """The stored values while the weight they were loaded for is unchanged (see ``pin``), else None."""
+        if self._pin is None:
+            return None
+        originals, versions, values = self._pin
+        if tuple(o._version for o in originals) != versions or w.shape != values.shape:
+            self._pin = None  # an optimizer step, load_state_dict or an assignment changed the weight
+            return None
+        if values.device != w.device or values.dtype != w.dtype:
+            values = values.to(w.device, w.dtype)
+            self._pin = (originals, versions, values)
+        return values
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         q = self.weight_quantizer
         if q is None:
             return w
+        pinned = self._pinned(w)
         if self.training or not isinstance(w, nn.Parameter) or (torch.is_grad_enabled() and w.requires_grad) \
                 or _tracing():
             self._cache = None
-            return q(w)
-        key = (w.data_ptr(), w._version, w.device, w.dtype, id(q))
+            if pinned is not None and torch.is_grad_enabled() and w.requires_grad:
+                out = q(w)  # the stored values exactly, with the quantizer's own gradient
+                return out + (pinned - out).detach()
+            return pinned if pinned is not None else q(w)
+        if pinned is not None:
+            return pinned
+        key = self._key(w)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, q(w))
@@ -80,11 +103,20 @@ class WeightQuant(nn.Module):
         """Identity: registering keeps the float weight as it is (loading sets a latent weight itself)."""
         return value
 
-    def pin(self, original: torch.Tensor, wq: torch.Tensor) -> None:
-        """Use exactly ``wq`` in eval mode until ``original`` changes (after loading a packed file)."""
-        q = self.weight_quantizer
-        self._cache = ((original.data_ptr(), original._version, original.device, original.dtype, id(q)),
-                       wq.to(original.device, original.dtype))
+    def pin(self, originals: tuple[torch.Tensor, ...], wq: torch.Tensor) -> None:
+        """Compute with exactly ``wq`` as long as the stored tensors ``originals`` (the weight, or the
+        tensors a ``weight_norm`` computes it from) are unchanged.
+
+        A packed file stores the quantized values; the float weight that
+        loading writes back (``WeightQuantizer.latent``) lands on the same
+        codes but, for quantizers whose scale depends on the weight, not always
+        on the same scale to the last bit. The pin makes a loaded model compute
+        exactly what was saved, in eval and in training (where the gradient is
+        still the quantizer's own), until an optimizer step, ``load_state_dict``
+        or an assignment changes the weight. Deep copies keep it.
+        """
+        self._pin = (tuple(originals), tuple(o._version for o in originals),
+                     wq.to(originals[0].device, originals[0].dtype))
 
     def input_hook(self, module: nn.Module, args: tuple, kwargs: dict):
         """Forward pre-hook of the owner: quantize the arguments this weight multiplies."""
@@ -101,14 +133,17 @@ class WeightQuant(nn.Module):
 
     def __getstate__(self):
         state = dict(super().__getstate__())
-        state["_cache"] = None
+        state["_cache"] = state["_pin"] = None
         return state
 
     def __deepcopy__(self, memo):
         new = self.__class__.__new__(self.__class__)
         memo[id(self)] = new
         for key, value in self.__dict__.items():
-            new.__dict__[key] = None if key == "_cache" else copy.deepcopy(value, memo)
+            new.__dict__[key] = None if key in ("_cache", "_pin") else copy.deepcopy(value, memo)
+        if self._pin is not None and tuple(o._version for o in self._pin[0]) == self._pin[1]:
+            originals = tuple(copy.deepcopy(o, memo) for o in self._pin[0])  # the copy's own stored tensors
+            new._pin = (originals, tuple(o._version for o in originals), self._pin[2].clone())
         return new
 
     def extra_repr(self) -> str:
@@ -198,6 +233,7 @@ class _QuantLayer:
 
     @property
     def spec(self) -> BitSpec:
+        """The layer's bit-widths and modes."""
         return weight_quant(self).spec
 
     def set_spec(self, spec: BitSpec) -> None:

@@ -66,6 +66,7 @@ class MemorySummary:
     left_float: tuple[FloatTensor, ...] = ()
 
     def to_dict(self) -> dict:
+        """The summary as a JSON-ready dict."""
         d = asdict(self)
         d["left_float"] = [asdict(f) for f in self.left_float]
         return d

@@ -36,6 +36,7 @@ from torch import nn
 
 from .._io import atomic_write
 from .._version import __version__
+from .convert import _original as _float_weight
 from .convert import quantize, schedule_of
 from .discovery import discover
 from .layers import weight_quant
@@ -119,7 +120,7 @@ def save_packed(model: nn.Module, path: str | os.PathLike) -> Path:
                 values = getattr(module, pname).detach().float().cpu()
             finally:
                 wq.train(was_training)
-            codes, scale = quantizer.encode(values)
+            codes, scale = quantizer.encode(values, _float_weight(module, pname).float().cpu())
             if not torch.equal(quantizer.decode(codes, values.shape, scale), values):
                 raise RuntimeError(f"internal error: codes of {entry.name!r} do not reproduce its quantized weight")
             plist = module.parametrizations[pname]
@@ -254,7 +255,6 @@ def load_packed(path: str | os.PathLike, model: nn.Module) -> nn.Module:
                 state[name].copy_(value)
     new.eval()
     for wq, plist, values in pins:
-        if hasattr(plist, "original") and len(plist) == 1:
-            wq.pin(plist.original, values)
+        wq.pin(tuple(plist.parameters(recurse=False)) + tuple(plist.buffers(recurse=False)), values)
     return new
 

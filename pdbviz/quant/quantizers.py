@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ste import clipped_round_ste, dorefa_weight_ste, round_ste, scaled_sign_ste
+from .ste import clip_round_ste, clipped_round_ste, dorefa_weight_ste, scaled_sign_ste
 
 #: bit-widths a quantized tensor may have; 32 means full precision.
 ALLOWED_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
@@ -56,23 +56,40 @@ def check_bits(bits, name: str = "bits", minimum: int = 1, allow_float: bool = T
 
 
 # -- the formulas as functions --------------------------------------------------------------------------------------
-def dorefa_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:
-    """DoReFa weight quantizer.
+def _ls_scale(w: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """The least-squares scale ``<w, d> / <d, d>`` of ``d`` as an approximation of ``w`` (no gradient).
 
-    For ``bits = k >= 2``::
+    Summed in float64, so that the result (rounded back to the weight's dtype)
+    does not depend on the order in which a kernel adds.
+    """
+    with torch.no_grad():
+        w64, d64 = w.double(), d.double()
+        return ((w64 * d64).sum() / (d64 * d64).sum().clamp_min(_EPS)).clamp_min(_EPS).to(w.dtype)
+
+
+def dorefa_weight(w: torch.Tensor, bits: int | None, rescale: bool = True) -> torch.Tensor:
+    """DoReFa weight quantizer, rescaled to the weight's own magnitude.
+
+    For ``bits = k >= 2``, DoReFa-Net's formula::
 
         w_n = tanh(w) / (2 max|tanh(w)|) + 1/2        # in [0, 1]
-        w_q = 2 Q_k(w_n) - 1                          # 2^k levels in [-1, 1]
+        d   = 2 Q_k(w_n) - 1                          # 2^k levels in [-1, 1]
+        w_q = a d,   a = <w, d> / <d, d>              # least-squares scale, no gradient
 
     The gradient flows through ``tanh`` and the normalisation; ``round`` is
-    straight-through.
-
-    For ``bits = 1``: ``w_q = mean(|w|) * sign(w)`` (one scale per tensor,
-    ``sign(0) = +1``), with an identity gradient.
+    straight-through. For ``bits = 1``: ``w_q = mean(|w|) * sign(w)`` (one
+    scale per tensor, ``sign(0) = +1``), with an identity gradient; ``mean|w|``
+    is the same least-squares scale for ``d = sign(w)``, so the scale rule is
+    one for every ``k``. DoReFa-Net's ``d`` lies in [-1, 1] whatever the
+    weight's size and relies on a following BatchNorm to absorb that; a layer
+    without one (a classifier's last layer) would change its output's scale by
+    ``1 / a`` (about 10x for a LeNet head), which is why pdbviz rescales.
+    ``rescale=False`` gives the paper's ``d`` itself.
 
     Example:
-        >>> w = torch.randn(64, 32)
-        >>> len(torch.unique(dorefa_weight(w, 2))) <= 4
+        >>> w = torch.randn(64, 32) * 0.05
+        >>> q = dorefa_weight(w, 2)
+        >>> len(torch.unique(q)) <= 4 and abs(float(q.abs().max()) - 0.05 * 3) < 0.1
         True
     """
     bits = check_bits(bits)
@@ -80,30 +97,65 @@ def dorefa_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:
         return w
     if bits == 1:
         return scaled_sign_ste(w)
-    return dorefa_weight_ste(w, float(2**bits - 1), _EPS)
+    d = dorefa_weight_ste(w, float(2**bits - 1), _EPS)
+    return d * _ls_scale(w, d) if rescale else d
+
+
+def _symmetric_codes(w: torch.Tensor, m: int, step: torch.Tensor) -> torch.Tensor:
+    return torch.round(w / step).clamp_(-m, m)
+
+
+def symmetric_step(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """The step ``s`` of the symmetric quantizer for ``w`` at ``bits`` (no gradient).
+
+    ``k = 1``: ``mean|w|``. ``k = 2`` (ternary weight networks, Li, Zhang & Liu
+    2016): the threshold is ``0.7 mean|w|`` and ``s`` the mean of the ``|w|``
+    above it. ``k >= 3``: codes first on the step ``max|w| / m`` (no clipping),
+    then three rounds of refitting ``s`` by least squares to the codes and the
+    codes to ``s`` (Lloyd's alternation for a uniform grid; for ternary codes
+    the least-squares ``s`` is exactly TWN's).
+    """
+    with torch.no_grad():
+        a = w.double().abs()  # sums in float64: the step does not depend on the order a kernel adds in
+        mean = a.mean().clamp_min(_EPS)
+        if bits == 1:
+            return mean.to(w.dtype)
+        m = 2 ** (bits - 1) - 1
+        if bits == 2:
+            above = a > 0.7 * mean
+            return torch.where(above.any(), (a * above).sum() / above.sum().clamp_min(1), mean).to(w.dtype)
+        w64 = w.double()
+        step = (a.max() / m).clamp_min(_EPS)
+        for _ in range(3):
+            q = _symmetric_codes(w64, m, step)
+            step = ((w64 * q).sum() / (q * q).sum().clamp_min(_EPS)).clamp_min(_EPS)
+        return step.to(w.dtype)
 
 
 def symmetric_weight(w: torch.Tensor, bits: int | None) -> torch.Tensor:
-    """Symmetric ("sparse interval") weight quantizer with an exact zero.
+    """Symmetric weights with an exact zero, the thesis's family ("sparse interval"; binary at 1 bit).
 
-    With ``m = 2^(k-1) - 1`` and ``s = max|w|`` (one scale per tensor)::
+    With ``m = 2^(k-1) - 1`` and the step ``s`` of ``symmetric_step``::
 
-        w_q = sign(w) round(m |w| / s) / m             # 2^k - 1 levels in [-1, 1]
+        k = 1:   w_q = s sign(w),  s = mean|w|                      (binary, 2 levels)
+        k >= 2:  w_q = s clip(round(w / s), -m, m)                  (2^k - 1 levels, one of them 0)
 
-    This is the thesis formula applied to ``w / max|w|``. ``k = 2`` gives
-    ternary weights {-1, 0, 1}. ``round`` is straight-through. Needs
-    ``bits >= 2``.
+    At 2 bits this is a ternary weight network ({-s, 0, s}, threshold
+    ``0.7 mean|w|``). ``round`` is straight-through inside the clip range
+    and the gradient is zero outside it; the step has no gradient.
 
     Example:
         >>> symmetric_weight(torch.tensor([-0.9, -0.2, 0.1, 0.6, 1.0]), 2).tolist()
-        [-1.0, -0.0, 0.0, 1.0, 1.0]
+        [-0.8333333134651184, -0.0, 0.0, 0.8333333134651184, 0.8333333134651184]
     """
-    bits = check_bits(bits, minimum=2)
+    bits = check_bits(bits)
     if bits == FULL_PRECISION:
         return w
-    m = float(2 ** (bits - 1) - 1)
-    wn = w / w.abs().max().clamp_min(_EPS)
-    return round_ste(wn, m)
+    if bits == 1:
+        return scaled_sign_ste(w)
+    m = 2 ** (bits - 1) - 1
+    step = symmetric_step(w, bits)
+    return clip_round_ste(w / step, float(-m), float(m)) * step
 
 
 def quantize_activation(x: torch.Tensor, bits: int | None) -> torch.Tensor:
@@ -155,8 +207,9 @@ class WeightQuantizer(nn.Module):
     def init_from(self, w: torch.Tensor) -> None:
         """Initialise learned state from the float weight (nothing to do for fixed quantizers)."""
 
-    def encode(self, wq: torch.Tensor) -> tuple[np.ndarray, float | None]:
-        """Integer codes (uint8, ``< 2^bits``) and the per-tensor scale of quantized values ``wq``."""
+    def encode(self, wq: torch.Tensor, w: torch.Tensor) -> tuple[np.ndarray, float | None]:
+        """Integer codes (uint8, ``< 2^bits``) and the per-tensor scale of the quantized values ``wq`` of the
+        float weight ``w``."""
         raise NotImplementedError
 
     def decode(self, codes: np.ndarray, shape, scale: float | None) -> torch.Tensor:
@@ -164,7 +217,8 @@ class WeightQuantizer(nn.Module):
         raise NotImplementedError
 
     def latent(self, wq: torch.Tensor) -> torch.Tensor:
-        """A float weight that this quantizer maps back exactly onto ``wq``."""
+        """A float weight that this quantizer maps back onto ``wq`` (to within rounding: a loaded model is
+        pinned to the stored values until its weights change)."""
         return wq.clone()
 
     def extra_repr(self) -> str:
@@ -195,10 +249,11 @@ def weight_quantizer(mode: str) -> type[WeightQuantizer]:
 
 @register_weight_quantizer
 class DoReFaWeight(WeightQuantizer):
-    """DoReFa-Net weights (``dorefa_weight``): 2^k levels in [-1, 1] for k >= 2, ``mean|w| sign(w)`` at 1 bit.
+    """DoReFa-Net weights rescaled to the weight's magnitude (``dorefa_weight``): 2^k levels, no zero.
 
-    Codes: ``q`` in ``0 .. 2^k - 1`` with ``w_q = 2 q / (2^k - 1) - 1``; at
-    1 bit the sign bit and the scale ``mean|w|``.
+    Codes: ``q`` in ``0 .. 2^k - 1`` with ``w_q = a (2 q / (2^k - 1) - 1)`` and
+    the scale ``a`` (``max|w_q|``, the least-squares scale); at 1 bit the sign
+    bit and ``a = mean|w|``.
     """
 
     name, label, min_bits = "dorefa", "DoReFa", 1
@@ -210,59 +265,126 @@ class DoReFaWeight(WeightQuantizer):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return dorefa_weight(w, self.bits)
 
-    def encode(self, wq):
+    def encode(self, wq, w):
+        scale = float(wq.abs().max())
         if self.bits == 1:
-            return (wq >= 0).to(torch.uint8).cpu().numpy(), float(wq.abs().max())
+            return (wq >= 0).to(torch.uint8).cpu().numpy(), scale
         n = 2**self.bits - 1
-        return torch.round((wq + 1) * (n / 2)).to(torch.uint8).cpu().numpy(), None
+        return torch.round((wq / scale + 1) * (n / 2)).to(torch.uint8).cpu().numpy(), scale
 
     def decode(self, codes, shape, scale):
         q = torch.from_numpy(codes.astype(np.float32)).reshape(shape)
+        s = torch.tensor(scale, dtype=torch.float32)
         if self.bits == 1:
-            s = torch.tensor(scale, dtype=torch.float32)
             return torch.where(q > 0, s, -s)
-        return 2 * q.div_(float(2**self.bits - 1)) - 1
+        return (2 * q.div_(float(2**self.bits - 1)) - 1) * s
 
     def latent(self, wq):
-        if self.bits >= 2:
-            return torch.atanh(0.5 * wq)
-        # mean(|w|) of n copies of s can differ from s by rounding; nudge one element until the quantizer's own
-        # scale comes out as s again, a different element each round so that rounding inside the sum cannot
-        # swallow the same correction twice.
-        latent = wq.clone()
-        s, flat = wq.abs().max(), latent.view(-1)
-        for i in range(64):
-            err = s - latent.abs().mean()
-            if err == 0:
-                break
-            j = i % flat.numel()
-            flat[j] = flat[j] + torch.sign(flat[j]) * err * flat.numel()
-        return latent
+        if self.bits == 1:
+            return _latent_binary(wq)
+        a = wq.abs().max()
+        # tanh of this is d tanh(a): normalised by its largest value it is d itself, the centre of each level's
+        # interval, and its size is that of the weight the values came from
+        return torch.atanh((wq / a) * torch.tanh(a))
+
+
+def _latent_binary(wq: torch.Tensor) -> torch.Tensor:
+    """A float weight whose ``mean|w| sign(w)`` is ``wq``: ``wq`` with one element nudged until the mean of
+    ``|w|`` comes out as the stored scale (a different element each round, so that rounding inside the sum
+    cannot swallow the same correction twice)."""
+    latent = wq.clone()
+    s, flat = wq.abs().max(), latent.view(-1)
+    for i in range(64):
+        err = s - latent.abs().mean()
+        if err == 0:
+            break
+        j = i % flat.numel()
+        flat[j] = flat[j] + torch.sign(flat[j]) * err * flat.numel()
+    return latent
 
 
 @register_weight_quantizer
 class SymmetricWeight(WeightQuantizer):
-    """Symmetric weights with an exact zero (``symmetric_weight``): 2^k - 1 levels in [-1, 1], k >= 2.
+    """The thesis's family with an exact zero (``symmetric_weight``): binary at 1 bit, ternary (TWN) at 2,
+    2^k - 1 levels ``s q`` with a least-squares step above.
 
-    Codes: ``q + m`` with ``w_q = q / m``, ``m = 2^(k-1) - 1``.
+    Codes: ``q + m`` (``m = 2^(k-1) - 1``) with the step ``s``; at 1 bit the
+    sign bit and ``s = mean|w|``.
     """
 
-    name, label, min_bits = "symmetric", "symmetric", 2
+    name, label, min_bits = "symmetric", "symmetric", 1
 
     @classmethod
     def levels(cls, bits: int) -> int:
-        return 2**bits - 1
+        return 2 if bits == 1 else 2**bits - 1
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return symmetric_weight(w, self.bits)
 
-    def encode(self, wq):
+    def encode(self, wq, w):
+        if self.bits == 1:
+            return (wq >= 0).to(torch.uint8).cpu().numpy(), float(wq.abs().max())
+        step = float(symmetric_step(w, self.bits))
         m = 2 ** (self.bits - 1) - 1
-        return (torch.round(wq * m).to(torch.int16) + m).to(torch.uint8).cpu().numpy(), None
+        return (torch.round(wq / step).to(torch.int16) + m).to(torch.uint8).cpu().numpy(), step
 
     def decode(self, codes, shape, scale):
-        m = float(2 ** (self.bits - 1) - 1)
-        return (torch.from_numpy(codes.astype(np.float32)).reshape(shape) - m).div_(m)
+        q = torch.from_numpy(codes.astype(np.float32)).reshape(shape)
+        s = torch.tensor(scale, dtype=torch.float32)
+        if self.bits == 1:
+            return torch.where(q > 0, s, -s)
+        return (q - float(2 ** (self.bits - 1) - 1)) * s
+
+    def latent(self, wq):
+        return _latent_binary(wq) if self.bits == 1 else wq.clone()
+
+
+@register_weight_quantizer
+class LSQWeight(WeightQuantizer):
+    """Learned step size quantization (LSQ, Esser et al., ICLR 2020, arXiv 1902.08153), k >= 2.
+
+    ``w_q = s round(clip(w / s, -Q_N, Q_P))`` with ``Q_N = 2^(k-1)``,
+    ``Q_P = 2^(k-1) - 1`` (2^k levels) and a learned step ``s`` per tensor,
+    initialised at ``2 mean|w| / sqrt(Q_P)``. ``round`` is straight-through
+    inside the clip range; the gradient of ``s`` is LSQ's
+    (``round(w/s) - w/s`` inside, ``-Q_N`` or ``Q_P`` outside) scaled by
+    ``1 / sqrt(numel Q_P)``.
+
+    Codes: ``q + Q_N`` and the step ``s``.
+    """
+
+    name, label, min_bits = "lsq", "LSQ", 2
+
+    def __init__(self, bits: int):
+        super().__init__(bits)
+        self.step = nn.Parameter(torch.tensor(1.0))
+
+    @classmethod
+    def levels(cls, bits: int) -> int:
+        return 2**bits
+
+    @property
+    def _range(self) -> tuple[int, int]:
+        return 2 ** (self.bits - 1), 2 ** (self.bits - 1) - 1
+
+    def init_from(self, w: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.step.copy_(2 * w.abs().mean().clamp_min(_EPS) / self._range[1] ** 0.5)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        qn, qp = self._range
+        g = 1.0 / (w.numel() * qp) ** 0.5
+        step = self.step * g + (self.step - self.step * g).detach()  # the value of s, the gradient of g s
+        step = step.abs().clamp_min(_EPS)
+        return clip_round_ste(w / step, float(-qn), float(qp)) * step
+
+    def encode(self, wq, w):
+        step = self.step.detach().abs().clamp_min(_EPS)
+        return (torch.round(wq / step).to(torch.int16) + self._range[0]).to(torch.uint8).cpu().numpy(), float(step)
+
+    def decode(self, codes, shape, scale):
+        q = torch.from_numpy(codes.astype(np.float32)).reshape(shape)
+        return (q - float(self._range[0])) * torch.tensor(scale, dtype=torch.float32)
 
 
 # -- activations ----------------------------------------------------------------------------------------------------
@@ -308,3 +430,27 @@ class DoReFaActivation(ActivationQuantizer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return quantize_activation(x, self.bits)
+
+
+@register_activation_quantizer
+class PACTActivation(ActivationQuantizer):
+    """PACT inputs (Choi et al. 2018, arXiv 1805.06085): a learned clip ``a``, then ``k`` bits on ``[0, a]``.
+
+    ``y = min(max(x, 0), a)``, ``x_q = a round(y (2^k - 1) / a) / (2^k - 1)``,
+    with ``a`` initialised at 6. The quantization is straight-through as a
+    whole (``x_q`` counts as ``y`` backward), so the gradient of ``a`` is
+    PACT's: 1 where ``x >= a``, else 0.
+    """
+
+    name, label = "pact", "PACT"
+
+    def __init__(self, bits: int):
+        super().__init__(bits)
+        self.alpha = nn.Parameter(torch.tensor(6.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.alpha.abs().clamp_min(_EPS)
+        n = float(2**self.bits - 1)
+        y = torch.minimum(x.clamp(min=0), a)
+        # y + (q - y) is q exactly: q is within half a step of y, so the difference is exact (Sterbenz)
+        return y + (torch.round(y * (n / a)) * (a / n) - y).detach()

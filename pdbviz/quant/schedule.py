@@ -83,6 +83,7 @@ class BitSpec:
         return self.w_bits == FULL_PRECISION and self.a_bits == FULL_PRECISION
 
     def to_dict(self) -> dict[str, Any]:
+        """The four fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -211,14 +212,17 @@ class BitSchedule(Mapping[str, BitSpec]):
     # -- views ------------------------------------------------------------
     @property
     def layers(self) -> list[str]:
+        """Layer names in forward order."""
         return list(self._specs)
 
     @property
     def w_bits(self) -> list[int]:
+        """Weight bits of each layer, in forward order (32 = full precision)."""
         return [s.w_bits for s in self._specs.values()]
 
     @property
     def a_bits(self) -> list[int]:
+        """Input bits of each layer, in forward order (32 = full precision)."""
         return [s.a_bits for s in self._specs.values()]
 
     def replace(self, name: str, **changes) -> "BitSchedule":

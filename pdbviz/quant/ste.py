@@ -45,16 +45,37 @@ class ClippedRoundSTE(torch.autograd.Function):
         return grad * inside, None
 
 
+class ClipRoundSTE(torch.autograd.Function):
+    """``round(clip(x, lo, hi))`` forward (integers); backward passes the gradient where ``lo <= x <= hi``.
+
+    The symmetric and LSQ weight quantizers and the PACT input quantizer scale
+    these integers by their step, so the quantized values are exactly
+    ``code * step``, as a packed file stores them.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:  # type: ignore[override]
+        clipped = x.clamp(lo, hi)
+        ctx.save_for_backward(clipped == x)
+        return clipped.round_()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None
+
+
 class ScaledSignSTE(torch.autograd.Function):
     """``mean(|w|) * sign(w)`` forward, with ``sign(0) = +1``; identity backward.
 
     The gradient treats the whole binarisation as the identity, as DoReFa-Net
-    does for 1-bit weights.
+    does for 1-bit weights. The mean is summed in float64, so that it does
+    not depend on the order in which a kernel adds.
     """
 
     @staticmethod
     def forward(ctx, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        scale = w.abs().mean()
+        scale = w.double().abs().mean().to(w.dtype)
         return torch.where(w >= 0, scale, -scale)
 
     @staticmethod
@@ -103,4 +124,5 @@ class DoReFaWeightSTE(torch.autograd.Function):
 round_ste = RoundSTE.apply
 dorefa_weight_ste = DoReFaWeightSTE.apply
 clipped_round_ste = ClippedRoundSTE.apply
+clip_round_ste = ClipRoundSTE.apply
 scaled_sign_ste = ScaledSignSTE.apply

@@ -4,5 +4,6 @@
 from .allocator import BitAllocator, explore
 from .explorer import SeparabilityExplorer
 from .playground import QuantizerPlayground
+from .sweep import SweepDashboard
 
-__all__ = ["BitAllocator", "QuantizerPlayground", "SeparabilityExplorer", "explore"]
+__all__ = ["BitAllocator", "QuantizerPlayground", "SeparabilityExplorer", "SweepDashboard", "explore"]

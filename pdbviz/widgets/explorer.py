@@ -88,9 +88,11 @@ class SeparabilityExplorer:
         return self.worker.start(job, "UMAP", on_done=self.errors.guard(self.show_layer, "layer"))
 
     def wait(self, timeout: float | None = None) -> bool:
+        """Block until the embeddings are computed (or ``timeout`` seconds pass); True if done."""
         return self.worker.wait(timeout)
 
     def show_layer(self) -> None:
+        """Show the selected layer: its point on the profile and its UMAP, once computed."""
         name = self.layer.value
         metric = self.metric.value
         row = self.profile[self.profile.layer == name].iloc[0]
@@ -107,6 +109,7 @@ class SeparabilityExplorer:
             self.scatter.layout.title.text = f"UMAP of the input of {name} ({metric} {row[metric]:.3g})"
 
     def show_metric(self) -> None:
+        """Redraw the profile for the selected measure."""
         from .. import plot
 
         metric = self.metric.value

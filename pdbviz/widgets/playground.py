@@ -69,6 +69,7 @@ class QuantizerPlayground:
         return t.numpy(), q.numpy()
 
     def update(self) -> None:
+        """Redraw the staircase, the levels and the error read-out for the current controls."""
         x, q = self.quantized()
         self.errors.clear()
         order = np.argsort(x)
