@@ -34,6 +34,7 @@ pdbviz_api_modules = [
     "pdbviz.analysis",
     "pdbviz.experiment",
     "pdbviz.results",
+    "pdbviz.claims",
     "pdbviz.checkpoint",
     "pdbviz.sweep",
     "pdbviz.export",

@@ -41,6 +41,7 @@ class Setting:
     pad_to: int | None = None
 
 
+#: The demo's settings by name: ``quick`` (the default, about a minute on a laptop CPU) and ``full`` (``--full``).
 SETTINGS = {
     "quick": Setting("digits", "vgg-small", 0.125, (0, 1, 2), 12, 3),
     "full": Setting("mnist5k", "vgg-small", 0.25, (0, 1, 2, 3, 4), 30, 10, pad_to=32),

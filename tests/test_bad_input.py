@@ -45,7 +45,7 @@ CASES = [
     ("sensitivity bits None", lambda t: pdbviz.layer_sensitivity(LENET, DATA, bits=None), ValueError,
      r"bits must be below 32"),
     ("weight mode", lambda t: BitSpec(2, weight_mode="binary"), ValueError,
-     r"weight_mode must be one of \('dorefa', 'symmetric'\), got 'binary'"),
+     r"weight_mode must be one of \('dorefa', 'symmetric', 'lsq'\), got 'binary'"),
     # schedules
     ("schedule token", lambda t: BitSchedule.from_string("8-four", LAYERS), ValueError, r"token 'four' in '8-four'"),
     ("schedule count", lambda t: BitSchedule.from_string("8,4", LAYERS), ValueError,

@@ -85,10 +85,10 @@ def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
             train = page.locator("button.jupyter-button", has_text="Train").first
             train.wait_for(state="visible", timeout=120_000)
             history = page.locator("table.pdbviz-history tbody tr")
-            # the notebook's own cell trains run 1 from code
-            page.wait_for_function("() => document.querySelectorAll('table.pdbviz-history tbody tr').length >= 1",
-                                   timeout=120_000)
-            assert history.count() == 1
+            # the notebook's own cell trains three runs from code
+            page.wait_for_function("() => document.querySelectorAll('table.pdbviz-history tbody tr').length >= 3",
+                                   timeout=180_000)
+            assert history.count() == 3
             schedule_box = page.locator(".widget-text input").first
             before = schedule_box.input_value()
             handles = page.locator(".widget-hslider .noUi-handle")
@@ -101,13 +101,13 @@ def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
                                    " null).singleNodeValue.disabled", timeout=60_000)
             t0 = time.perf_counter()
             train.click()
-            page.wait_for_function("() => document.querySelectorAll('table.pdbviz-history tbody tr').length >= 2",
+            page.wait_for_function("() => document.querySelectorAll('table.pdbviz-history tbody tr').length >= 4",
                                    timeout=120_000)
             page.wait_for_function("() => Array.from(document.querySelectorAll('.scatterlayer .trace'))"
-                                   ".some(t => t.querySelectorAll('.points path').length >= 2)", timeout=60_000)
+                                   ".some(t => t.querySelectorAll('.points path').length >= 4)", timeout=60_000)
             seconds = time.perf_counter() - t0
             rows = history.all_inner_texts()
-            assert len(rows) == 2 and after in rows[1]
+            assert len(rows) == 4 and after in rows[3]
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()

@@ -21,7 +21,8 @@ def run(*args):
     (["memory", "--model", "nosuchnet"], "unknown --model 'nosuchnet'"),
     (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
     (["compare", "--schedules", "float;9", "--epochs", "1"], "1..8 or 32"),
-    (["compare", "--schedules", "alloc:lots", "--epochs", "1"], "budget must be a positive number"),
+    (["compare", "--schedules", "alloc:lots", "--epochs", "1"], "the budget of 'alloc:lots' must be average bits"),
+    (["compare", "--schedules", "alloc:0", "--epochs", "1"], "budget must be a positive number"),
     (["sweep", "--workers", "0"], "--workers: expected a positive integer, got '0'"),
     (["sweep", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not allowed with argument --workers"),
     (["sweep", "--schedules", "float;9", "--epochs", "1"], "1..8 or 32"),
@@ -43,14 +44,18 @@ def test_help_and_version():
 
 def test_demo_writes_report_table_and_figures(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "2", "--no-static", "--no-umap", "--quiet"]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "2", "--seeds", "0", "1", "--no-static", "--no-umap",
+                 "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "8-4-2-1" in printed and "increasing 1→8" in printed and "wall time" in printed
+    assert "The paper's claims on these runs" in printed and "2 seeds" in printed
     for name in ("report.html", "results.csv", "results.json", "table.tex", "runs.csv", "history.csv"):
         assert (out / name).is_file(), name
     table = pd.read_csv(out / "results.csv")
-    assert table.schedule.tolist() == ["float-32", "uniform 1-bit", "uniform 2-bit", "uniform 4-bit", "8-4-2-1",
-                                       "linear 8→1", "increasing 1→8", "allocated @ 2 bits", "allocated @ 1.5 bits"]
+    assert table.schedule.tolist() == ["float-32", "uniform 1-bit", "uniform 2-bit", "uniform 4-bit",
+                                       "ternary", "LSQ 2-bit", "8-4-2-1", "increasing 1→8",
+                                       "allocated @ memory of 8-4-2-1"]
+    assert set(pd.read_csv(out / "runs.csv").seed) == {0, 1}
     report = (out / "report.html").read_text()
     assert "Accuracy vs memory" in report and "Plotly.newPlot" in report and "\\begin{table}" in report
     assert "<script src=\"http" not in report

@@ -22,7 +22,8 @@ def test_bitspec_defaults_and_validation():
     with pytest.raises(ValueError, match="weight_mode must be one of"):
         BitSpec(4, weight_mode="ternary")
     with pytest.raises(ValueError, match="w_bits must be an integer in 2..8"):
-        BitSpec(1, weight_mode="symmetric")
+        BitSpec(1, weight_mode="lsq")
+    assert BitSpec(1, weight_mode="symmetric").w_bits == 1  # binary, the thesis family's 1-bit member
     with pytest.raises(AttributeError):
         BitSpec(4).w_bits = 2  # frozen
 
@@ -98,7 +99,7 @@ def test_from_string_mode_prefix():
         ("4/4/4", "found 2 '/'"),
         ("4/", "input bits are empty"),
         ("binary:1", "unknown weight mode 'binary'"),
-        ("symmetric:1", "2..8"),
+        ("lsq:1", "2..8"),
     ],
 )
 def test_from_string_errors_name_the_token(text, match):

@@ -63,7 +63,7 @@ def test_same_numbers_as_compare_on_one_worker_and_on_two(client, sequential, tm
     one = pdbviz.sweep("digits", schedules=SCHEDULES, seeds=(0, 1), out=tmp_path / "one", workers=1, **FAST)
     two = pdbviz.sweep("digits", schedules=SCHEDULES, seeds=(0, 1), out=tmp_path / "two", client=client, threads=1,
                        keep_models=True, **FAST)
-    assert sequential.table.schedule.tolist() == ["float-32", "uniform 2-bit", "allocated @ 1.5"]
+    assert sequential.table.schedule.tolist() == ["float-32", "uniform 2-bit", "allocated @ 1.5 bits"]
     _same_numbers(sequential, one)
     _same_numbers(sequential, two)
     assert one.config["schedule_strings"] == sequential.config["schedule_strings"]

@@ -73,6 +73,13 @@ def test_allocator_train_history_scatter_and_click(trained):
     assert ba.config.value == "8-4-2-1"
     with pytest.raises(ValueError, match="run index must be in 0..1"):
         ba.select_run(5)
+    # training the same schedule again adds a run, not a point: the point is the mean over its runs
+    ba.train()
+    ba.wait(60)
+    assert len(ba.runs) == 3 and len(ba.scatter.data[0].x) == 2
+    first = ba.runs[ba.runs.schedule == "8-4-2-1"]
+    assert ba.scatter.data[0].y[0] == pytest.approx(first.test_acc.mean())
+    assert ba.scatter.data[0].text[0] == "#3 (n=2)"
 
 
 def test_allocator_stop_button_keeps_a_consistent_run(trained):
@@ -82,6 +89,9 @@ def test_allocator_stop_button_keeps_a_consistent_run(trained):
     ba.stop_button.click()
     assert ba.wait(60)
     assert len(ba.runs) == 1 and ba.runs.stopped.iloc[0] == "stopped by the user"
+    # a stopped run is drawn apart, as partial, never averaged with complete ones
+    assert len(ba.scatter.data[0].x) == 0 and len(ba.scatter.data[1].x) == 1
+    assert "partial" in ba.scatter.data[1].name
     assert not ba.train_button.disabled and ba.stop_button.disabled
 
 

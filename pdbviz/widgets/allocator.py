@@ -109,13 +109,19 @@ class BitAllocator:
                                                "width": 520, "height": 360, "template": "simple_white",
                                                "xaxis_title": "quantized-weight memory (KiB)",
                                                "yaxis_title": "test accuracy (%)"})
-        self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="runs", text=[], customdata=[],
-                                          textposition="top center",
+        self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="runs (mean)", text=[],
+                                          customdata=[], textposition="top center",
                                           marker={"size": 11, "color": plot.OKABE_ITO[2]},
                                           hovertemplate="%{customdata}: %{y:.2f}% at %{x:.2f} KiB<extra></extra>"))
+        self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers", name="stopped (partial)", customdata=[],
+                                          marker={"size": 11, "symbol": "circle-open", "color": plot.OKABE_ITO[3],
+                                                  "line": {"width": 2}},
+                                          hovertemplate="%{customdata}: stopped early, %{y:.2f}% at %{x:.2f} KiB"
+                                                        "<extra></extra>"))
 
     def _connect(self) -> None:
-        self.scatter.data[0].on_click(self.errors.guard(self._on_click, "point"))
+        for trace in self.scatter.data:
+            trace.on_click(self.errors.guard(self._on_click, "point"))
         on_change = self.errors.guard(lambda _c: self._sliders_changed(), "sliders")
         for s in list(self.w_sliders.values()) + list(self.a_sliders.values()):
             s.observe(on_change, names="value")
@@ -196,14 +202,23 @@ class BitAllocator:
 
     def _on_click(self, trace, points, state) -> None:
         if points.point_inds:
-            self.select_run(points.point_inds[0])
+            self.set_schedule(trace.customdata[points.point_inds[0]])
+            self.status.value = f"loaded {trace.customdata[points.point_inds[0]]}"
 
     def select_run(self, index: int) -> None:
-        """Load the bits of run ``index`` (0-based, as plotted) back into the sliders."""
+        """Load the bits of run ``index`` (0-based, a row of ``runs``) back into the sliders."""
         if not 0 <= index < len(self.runs):
             raise ValueError(f"run index must be in 0..{len(self.runs) - 1}, got {index}")
         self.set_schedule(self.runs.iloc[index].schedule)
         self.status.value = f"loaded run {int(self.runs.iloc[index].run)}"
+
+    def points(self) -> pd.DataFrame:
+        """What the scatter shows: one point per schedule over its complete runs (mean accuracy, number of
+        runs), and each stopped run apart, as partial."""
+        done = self.runs[self.runs.stopped == ""]
+        agg = done.groupby("schedule", sort=False).agg(kib=("kib", "first"), test_acc=("test_acc", "mean"),
+                                                       n=("run", "count"), last=("run", "max")).reset_index()
+        return agg
 
     # -- training ---------------------------------------------------------
     def _train_float(self) -> None:
@@ -293,10 +308,13 @@ class BitAllocator:
                "stopped": history.stop_reason or ""}
         self.runs = pd.concat([self.runs, pd.DataFrame([row])], ignore_index=True) if len(self.runs) else \
             pd.DataFrame([row])
+        points, partial = self.points(), self.runs[self.runs.stopped != ""]
         with self.scatter.batch_update():
             tr = self.scatter.data[0]
-            tr.x, tr.y = list(self.runs.kib), list(self.runs.test_acc)
-            tr.customdata, tr.text = list(self.runs.schedule), [f"#{r}" for r in self.runs.run]
+            tr.x, tr.y, tr.customdata = list(points.kib), list(points.test_acc), list(points.schedule)
+            tr.text = [f"#{r}" + (f" (n={n})" if n > 1 else "") for r, n in zip(points["last"], points.n)]
+            part = self.scatter.data[1]
+            part.x, part.y, part.customdata = list(partial.kib), list(partial.test_acc), list(partial.schedule)
         self.history_table.value = self.runs.to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0,
                                                      classes="pdbviz-history")
         self.progress.value = self.progress.max
