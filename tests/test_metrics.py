@@ -250,7 +250,7 @@ def test_bad_arguments_name_what_is_allowed():
     with pytest.raises(ValueError, match=r"bits must be an integer in 1\.\.8, got 9"):
         sensitivity_metrics(net, (X, y), metrics="kl", bits=(9,))
     with pytest.raises(ValueError, match=r"bits must be an integer in 2\.\.8, got 1"):
-        sensitivity_metrics(net, (X, y), metrics="kl", bits=(1,), weight_mode="symmetric")
+        sensitivity_metrics(net, (X, y), metrics="kl", bits=(1,), weight_mode="lsq")
     with pytest.raises(ValueError, match="weight_mode must be one of"):
         sensitivity_metrics(net, (X, y), metrics="kl", weight_mode="lsqq")
     with pytest.raises(ValueError, match="n_probes must be an integer >= 1"):
