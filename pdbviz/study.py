@@ -78,7 +78,7 @@ def spearman(x, y) -> float:
     NaN when either sequence has fewer than two distinct values (no ranking to compare).
 
     Example:
-        >>> spearman([0.1, 0.5, 0.2, 0.9], [1.0, 3.0, 2.0, 2.5])
+        >>> round(spearman([0.1, 0.5, 0.2, 0.9], [1.0, 3.0, 2.0, 2.5]), 6)
         0.8
     """
     x = pd.Series(np.asarray(x, dtype=float)).rank().to_numpy()
@@ -112,8 +112,8 @@ def rank_correlation(runs: pd.DataFrame, n_test: int | None = None, n_boot: int 
         >>> runs = pd.DataFrame({"method": "m", "kind": "metric", "seed": [0, 0, 0, 1, 1, 1],
         ...                      "predicted_loss": [3.0, 2.0, 1.0, 3.1, 2.2, 0.9], "float_acc": 99.0,
         ...                      "test_acc": [90.0, 95.0, 98.0, 91.0, 96.0, 97.0], "error": ""})
-        >>> rank_correlation(runs, n_boot=0)[["metric", "spearman", "seed_mean"]].values.tolist()
-        [['m', 0.9428571428571428, 1.0]]
+        >>> rank_correlation(runs, n_boot=0)[["metric", "spearman", "seed_mean"]].round(3).values.tolist()
+        [['m', 0.829, 1.0]]
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
