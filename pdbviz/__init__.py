@@ -21,6 +21,7 @@ _SUBMODULE_NAMES = {
     "inference": ["calibrate", "evaluate"],
     "models": ["build_model"],
     "results": ["Results"],
+    "study": ["MetricStudy", "metric_study"],
     "train": ["Callback", "DivergenceError", "History", "LambdaCallback", "StopEvent", "TrainState", "fit"],
     "quant": ["BitSchedule", "BitSpec", "MemoryReport", "MemorySummary", "PackedFormatError", "QuantConv2d",
               "QuantLinear", "dequantize", "dorefa_weight", "load_packed", "memory_report", "memory_summary",
@@ -31,7 +32,7 @@ _SUBMODULE_NAMES = {
 
 # ``sweep`` is a callable module: ``pdbviz.sweep(...)`` runs a sweep, ``pdbviz.sweep.RunRecord``... live in it.
 _SUBPACKAGES = ["analysis", "checkpoint", "data", "experiment", "export", "inference", "models", "plot", "quant",
-                "results", "sweep", "train", "widgets"]
+                "results", "study", "sweep", "train", "widgets"]
 __getattr__, _lazy_dir, _lazy_all = _lazy.attach(__name__, submodules=_SUBPACKAGES, submod_attrs=_SUBMODULE_NAMES)
 __all__ = sorted({*_lazy_all, "__version__"} - set(_SUBPACKAGES))
 

@@ -35,12 +35,12 @@ import math
 import numpy as np
 import pandas as pd
 
-#: the verdicts a claim can get
+#: the verdicts a claim can get.
 VERDICTS = ("holds", "within noise", "does not hold", "not measured")
-#: the columns of ``evaluate_claims``'s frame, one row per claim
+#: columns of the claims table (``evaluate_claims``).
 COLUMNS = ["claim", "statement", "schedule", "baseline", "effect", "seed_std", "ci_low", "ci_high", "verdict",
            "note"]
-#: claim (i)'s memory saving: the decreasing schedule uses at most 75% of the homogeneous one's memory
+#: the memory saving of claim (i): a decreasing schedule against homogeneous ones at 1/(1 - 0.25) of its memory.
 MEMORY_SAVING = 0.25
 
 
@@ -81,6 +81,27 @@ def compare_schedules(runs: pd.DataFrame, schedule: str, baseline: str, n_test: 
     se = math.sqrt(var)
     return {"effect": effect, "seed_std": math.sqrt(seed_var), "ci_low": effect - z * se, "ci_high": effect + z * se,
             "seeds": len(diff)}
+
+
+def accuracy_ci95(accs, n_test: int | None, z: float = 1.96) -> float:
+    """Half-width (points) of the 95% interval of a mean accuracy: seed spread and the test set's sampling error.
+
+    ``SE^2 = var_seeds(acc) / seeds + p (1 - p) / n`` with ``p`` the mean
+    accuracy as a fraction and ``n`` the test set's size (``n_test=None``: the
+    seed spread alone); the half-width is ``z SE``. NaN for no accuracies.
+
+    Example:
+        >>> round(accuracy_ci95([98.0, 98.4, 98.2], n_test=450), 2)
+        1.25
+    """
+    accs = [float(a) for a in accs]
+    if not accs:
+        return math.nan
+    var = float(np.var(accs, ddof=1)) / len(accs) if len(accs) > 1 else 0.0
+    if n_test:
+        p = float(np.mean(accs)) / 100
+        var += 1e4 * p * (1 - p) / n_test
+    return z * math.sqrt(var)
 
 
 def verdict(ci_low: float, ci_high: float, kind: str, margin: float = 0.5) -> str:

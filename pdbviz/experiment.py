@@ -23,6 +23,7 @@ from torch import nn
 
 from ._version import __version__
 from .analysis import allocate_bits, parse_budget, separability_profile
+from .claims import accuracy_ci95
 from .data import Data, as_data
 from .inference import evaluate
 from .models import build_model
@@ -323,13 +324,7 @@ def _config(settings: dict, entries, template: nn.Module) -> dict:
 
 def _ci95(accs: list[float], n_test: int | None) -> float:
     """Half-width of the 95% interval of a mean accuracy (points): seed spread and the test set's sampling error."""
-    if not accs:
-        return float("nan")
-    var = (statistics.variance(accs) / len(accs)) if len(accs) > 1 else 0.0
-    if n_test:
-        p = statistics.mean(accs) / 100
-        var += 1e4 * p * (1 - p) / n_test
-    return 1.96 * var**0.5
+    return accuracy_ci95(accs, n_test)
 
 
 def _table(entries, runs: pd.DataFrame, template: nn.Module, n_test: int | None = None) -> pd.DataFrame:

@@ -9,9 +9,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_teaching_notebooks_exist_and_are_stripped():
+def test_the_five_teaching_notebooks_exist_and_are_stripped():
     assert [p.stem for p in NOTEBOOKS] == ["01_quantization_basics", "02_feature_separability",
-                                         "03_bit_allocation_explorer", "04_paper_figures"]
+                                         "03_bit_allocation_explorer", "04_paper_figures", "05_which_metric"]
     for path in NOTEBOOKS:
         nb = json.loads(path.read_text())
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
