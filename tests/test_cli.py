@@ -120,9 +120,8 @@ def _allocate_lines(out: str) -> dict[str, list[str]]:
 def test_allocate_prints_one_schedule_per_budget(capsys):
     import pdbviz
 
-    rc = main(["allocate", "--epochs", "1", "--train-subset", "400", "--metric", "kl", "--n-samples", "100", "--quiet",
-               "--budget", "2",
-               "--budget", "8 KiB", "--budget", "2e7 BOPs", "--budget", "0.5 bits"])
+    rc = main(["allocate", "--epochs", "1", "--train-subset", "400", "--metric", "kl", "--n-samples", "100",
+               "--quiet", "--budget", "2", "--budget", "8 KiB", "--budget", "2e7 BOPs", "--budget", "0.5 bits"])
     assert rc == 1  # one budget is impossible; the others are printed
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("kl on LeNet (digits, float accuracy")
