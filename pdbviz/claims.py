@@ -35,9 +35,12 @@ import math
 import numpy as np
 import pandas as pd
 
+#: the verdicts a claim can get.
 VERDICTS = ("holds", "within noise", "does not hold", "not measured")
+#: the columns of the claims table.
 COLUMNS = ["claim", "statement", "schedule", "baseline", "effect", "seed_std", "ci_low", "ci_high", "verdict",
            "note"]
+#: the memory saving of claim (i): the decreasing schedule against homogeneous ones with 1/0.75 of its memory.
 MEMORY_SAVING = 0.25
 
 

@@ -9,10 +9,13 @@ from .front import Front, allocate, pareto_front, parse_budgets
 from .hessian import hessian_trace
 from ..quant import recalibrate_batchnorm
 from .metrics import METRIC_INFO, MetricInfo, metric_info, sensitivity_metrics
-from .metrics import METRICS as SENSITIVITY_METRICS
+from .metrics import METRICS as _SENSITIVITY
 from .pareto import nondominated
 from .sensitivity import layer_sensitivity, quantization_error, quantization_noise, quantized_at_scale, sqnr_db
 from .separability import METRICS, fisher_score, knn_accuracy, linear_probe_accuracy, separability_profile, silhouette
+
+#: the names of the measures of ``sensitivity_metrics`` (``METRICS`` are the separability ones).
+SENSITIVITY_METRICS = _SENSITIVITY
 
 __all__ = [
     "METRICS",

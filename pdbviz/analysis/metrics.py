@@ -60,6 +60,7 @@ class MetricInfo:
 
 
 _SEP_COST = "difficulty d (1/J, 1 - accuracy or (1 - s)/2, scaled to max 1) times 4^-w + 4^-a"
+#: how to read each sensitivity measure, by name (``metric_info()`` gives it as a table).
 METRIC_INFO: dict[str, MetricInfo] = {m.name: m for m in [
     MetricInfo("fisher", False, "less sensitive", "tr(S_B) / tr(S_W) of the layer's input features", _SEP_COST,
                "Fisher's criterion; Chu et al., Pattern Recognition 2021"),
@@ -90,6 +91,7 @@ METRIC_INFO: dict[str, MetricInfo] = {m.name: m for m in [
                "mean cross-entropy increase with only that layer quantized", "max(increase, 0) (nats)",
                "one-layer ablation of the loss"),
 ]}
+#: the names of the sensitivity measures, in the frame's order.
 METRICS = tuple(METRIC_INFO)
 _LOCAL = ("output_error", "cka")
 _NETWORK = ("sqnr", "kl", "ablation", "loss_increase")
