@@ -112,7 +112,6 @@ class AllocationControls:
         self.allocate_button = w.Button(description="Allocate", icon="sliders",
                                         tooltip="load the front's schedule at the budget into the sliders")
 
-
     def _example_input(self):
         """One input batch when the model does not say its MACs (BOPs need them), else None."""
         if math.isfinite(memory_summary(self.model, BitSchedule.uniform(self.model, 8)).bops):
