@@ -194,6 +194,83 @@ def _cmd_sweep(args) -> int:
     return _report(results, args, t0)
 
 
+def _budget(text: str) -> float | str:
+    """A budget of ``pdbviz allocate``: a plain number is average bits, else the string ``parse_budgets`` reads."""
+    from pdbviz.analysis import parse_budgets
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = text
+    try:
+        parse_budgets(value)
+    except ValueError as err:
+        message = str(err) if isinstance(value, str) else (
+            f"budget must be a positive number of average bits or a string like '40 KiB' or '2e6 BOPs', got {text!r}")
+        raise argparse.ArgumentTypeError(message) from None
+    return value
+
+
+def _allocation_model(args, data):
+    """The float model of ``pdbviz allocate``: loaded from --checkpoint, or built and trained here."""
+    import pdbviz
+    from pdbviz.quant import model_info
+
+    if args.checkpoint is None:
+        model = pdbviz.build_model(args.model, data.input_shape, data.num_classes, width=args.width, seed=args.seed)
+        pdbviz.fit(model, data, epochs=args.epochs, lr=args.lr, seed=args.seed, progress=not args.quiet)
+        return model
+    model = pdbviz.load_model(args.checkpoint)
+    config = model_info(model).config or {}
+    shape, classes = tuple(config.get("input_shape", ())), config.get("num_classes")
+    if shape != tuple(data.input_shape) or classes != data.num_classes:
+        raise ValueError(f"--checkpoint {args.checkpoint} holds a model for inputs {shape} and {classes} classes; "
+                         f"--dataset {data.name} has inputs {tuple(data.input_shape)} and {data.num_classes} classes")
+    return model
+
+
+def _cmd_allocate(args) -> int:
+    import math
+
+    import pdbviz
+    from pdbviz.analysis import pareto_front, parse_budgets, predicted_loss, sensitivity_metrics
+    from pdbviz.analysis.entries import ALLOC_BITS
+
+    data = pdbviz.load_dataset(args.dataset, root=args.root, download=args.download, train_subset=args.train_subset)
+    model = _allocation_model(args, data)
+    accuracy = 100 * pdbviz.evaluate(model, data)["accuracy"]
+    frame = sensitivity_metrics(model, data, metrics=[args.metric], bits=ALLOC_BITS, n_samples=args.n_samples,
+                                seed=args.seed)
+    loss = predicted_loss(frame, args.metric, w_bits=ALLOC_BITS, a_bits=(32,))
+    fronts = {}
+    shape = "non-increasing" if args.monotone else "any shape"
+    print(f"{args.metric} on {type(model).__name__} ({data.name}, float accuracy {accuracy:.2f}%); weight bits "
+          f"from {', '.join(map(str, ALLOC_BITS))}, {shape}, inputs at 32 bits")
+    rows, failed = [], 0
+    for budget in args.budget:
+        kind = next(iter(parse_budgets(budget)))
+        label = f"{budget:g} bits" if isinstance(budget, float) else budget
+        primary = "bops" if kind == "bops" else "memory"
+        if primary not in fronts:
+            fronts[primary] = pareto_front(model, loss, primary, monotone=args.monotone)
+        front = fronts[primary]
+        try:
+            i = front.index(budget)
+        except ValueError as err:
+            rows.append((label, f"impossible: {str(err).split('is impossible: ')[-1]}"))
+            failed += 1
+            continue
+        row = front.table.iloc[i]
+        bops = f"{row.bops:.4g}" if math.isfinite(row.bops) else "n/a"
+        rows.append((label, f"{front.schedule(i).to_string(model):<14} {row.avg_bits:8.3f} {row.weight_kib:10.2f} "
+                             f"{bops:>10} {row.loss:14.6g}"))
+    width = max(len("budget"), *(len(b) for b, _ in rows))
+    print(f"{'budget':<{width}}  {'schedule':<14} {'avg bits':>8} {'KiB':>10} {'BOPs':>10} {'predicted loss':>14}")
+    for budget, text in rows:
+        print(f"{budget:<{width}}  {text}")
+    return 1 if failed else 0
+
+
 def _cmd_analyze(args) -> int:
     import time
 
@@ -408,6 +485,38 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--retries", type=_non_negative_int, default=2,
                     help="retries of a run whose worker dies, on the local cluster (default 2)")
     sw.set_defaults(func=_cmd_sweep)
+
+    from pdbviz.analysis import SENSITIVITY_METRICS
+
+    al = sub.add_parser("allocate", help="bit schedules that meet budgets, from a sensitivity metric of the float "
+                                         "model",
+                        description="Train a float model (or load it with --checkpoint), measure each layer's "
+                                    "sensitivity with --metric, and print for each --budget the schedule with the "
+                                    "least predicted loss (the exact front over weight bits 1, 2, 4, 8; inputs at "
+                                    "32 bits): the budget, the one-line schedule, average bits, KiB, BOPs per "
+                                    "sample and the predicted loss increase. The schedule string is what "
+                                    "--schedules of compare and BitSchedule.from_string take.")
+    al.add_argument("--dataset", choices=DATASETS, default="digits", help="dataset (default digits)")
+    al.add_argument("--root", type=Path, default=None, help="folder of downloaded datasets")
+    al.add_argument("--download", action="store_true", help="download the dataset if missing")
+    al.add_argument("--train-subset", type=_positive_int, default=None, help="use at most N training samples")
+    al.add_argument("--model", choices=MODELS, default="lenet", help="model (default lenet)")
+    al.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1)")
+    al.add_argument("--checkpoint", type=Path, default=None,
+                    help="a trained float model written by pdbviz.save_model (then nothing is trained and --model, "
+                         "--width, --epochs, --lr are not used)")
+    al.add_argument("--metric", choices=SENSITIVITY_METRICS, default="fisher", metavar="METRIC",
+                    help=f"sensitivity metric, one of {', '.join(SENSITIVITY_METRICS)} (default fisher)")
+    al.add_argument("--budget", type=_budget, action="append", required=True, metavar="B",
+                    help="a budget: average bits ('2', '1.5 bits'), KiB ('40 KiB') or BOPs ('2e6 BOPs'); repeat "
+                         "for several")
+    al.add_argument("--monotone", action="store_true", help="weight bits never increase with depth")
+    al.add_argument("--epochs", type=_positive_int, default=20, help="float training epochs (default 20)")
+    al.add_argument("--lr", type=float, default=3e-3, help="learning rate of float training (default 3e-3)")
+    al.add_argument("--seed", type=_seed, default=0)
+    al.add_argument("--n-samples", type=_positive_int, default=1000, help="test samples measured (default 1000)")
+    al.add_argument("--quiet", action="store_true", help="no progress bars")
+    al.set_defaults(func=_cmd_allocate)
 
     a = sub.add_parser("analyze", help="separability profile and per-layer UMAP of a trained float model",
                        description="Train a float model, then measure class separability of each layer's input "

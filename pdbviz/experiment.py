@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from ._version import __version__
-from .analysis import allocate_bits, parse_budget, separability_profile
+from .analysis import allocate, allocate_bits, parse_budget, predicted_loss, sensitivity_metrics, separability_profile
+from .analysis.entries import ALLOC_BITS, ALLOC_PREFIX, alloc_budget, alloc_entry, entry_metrics
 from .claims import accuracy_ci95
 from .data import Data, as_data
 from .inference import evaluate
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 
 #: The default comparison: the paper's questions in nine schedules.
 DEFAULT_SCHEDULES = ("float", "1", "2", "4", "halving", "linear", "increasing", "alloc:2", "alloc:1.5")
-#: prefix of a separability-allocated schedule entry: ``"alloc:1.5"`` (average bits) or ``"alloc:40KiB"``.
-ALLOC_PREFIX = "alloc:"
 
 
 def finetune(float_model: nn.Module, schedule, data, epochs: int = 3, lr: float = 1e-3, **fit_kwargs):
@@ -56,22 +55,41 @@ def finetune(float_model: nn.Module, schedule, data, epochs: int = 3, lr: float 
     return q, fit(q, data, epochs=epochs, lr=lr, **fit_kwargs)
 
 
-def resolve_schedule(entry, model: nn.Module, profile: pd.DataFrame | None = None) -> NamedSchedule:
+def resolve_schedule(entry, model: nn.Module, profile: pd.DataFrame | None = None,
+                     sensitivity: pd.DataFrame | None = None) -> NamedSchedule:
     """Turn one entry of ``compare(schedules=...)`` into a ``NamedSchedule`` (entry, label, kind, schedule).
 
     Entries: the presets of ``pdbviz.quant.presets`` (``"float"``,
     ``"halving"``, ``"linear"``, ``"increasing"``); a one-line string
     (``"8-4-2-1"``, ``"4/4"``...); ``"alloc:B"``, separability-allocated from
-    the float model's ``profile`` at budget B: average bits (``"alloc:1.5"``),
-    KiB (``"alloc:40KiB"``) or the memory of another entry
-    (``"alloc:halving"``, at the memory of 8-4-2-1); or a ``BitSchedule``.
+    the float model's ``profile`` at budget B (non-increasing bits, the
+    paper's shape; ``allocate_bits``): average bits (``"alloc:1.5"``), KiB
+    (``"alloc:40KiB"``) or the memory of another entry (``"alloc:halving"``,
+    at the memory of 8-4-2-1); ``"alloc:METRIC:B"``, allocated from the float
+    model's ``sensitivity`` frame (``sensitivity_metrics`` with METRIC) at the
+    same budgets or BOPs (``"alloc:hawq:2"``, ``"alloc:kl:40KiB"``,
+    ``"alloc:sqnr:halving"``, ``"alloc:kl:2e6 BOPs"``): the least predicted
+    loss (``predicted_loss``) over weight bits ``ALLOC_BITS``, inputs at 32
+    bits, any shape (``analysis.allocate``); or a ``BitSchedule``.
+
+    Example:
+        >>> from pdbviz import build_model
+        >>> resolve_schedule("halving", build_model("lenet")).label
+        '8-4-2-1'
     """
     if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
-        text = entry.strip()[len(ALLOC_PREFIX):].strip()
-        budget, label = _alloc_budget(text, model)
-        if profile is None:
-            raise ValueError("an 'alloc:' schedule needs the float model's separability profile")
-        schedule = allocate_bits(profile, model, budget)
+        metric, text = alloc_entry(entry)
+        budget, label = alloc_budget(text, model, metric)
+        if metric is None:
+            if profile is None:
+                raise ValueError("an 'alloc:' schedule needs the float model's separability profile")
+            schedule = allocate_bits(profile, model, budget)
+        else:
+            if sensitivity is None or metric not in set(sensitivity.metric):
+                raise ValueError(f"{entry.strip()!r} needs the float model's {metric!r} sensitivity "
+                                 f"(sensitivity_metrics(..., metrics=[{metric!r}]))")
+            loss = predicted_loss(sensitivity, metric, w_bits=ALLOC_BITS, a_bits=(32,))
+            schedule = allocate(model, loss, budget)
         return NamedSchedule(entry.strip(), label, "allocated", schedule)
     return resolve_preset(entry, model)
 
@@ -79,33 +97,22 @@ def resolve_schedule(entry, model: nn.Module, profile: pd.DataFrame | None = Non
 def check_schedules(schedules: Sequence, model: nn.Module) -> None:
     """Raise ValueError/TypeError for the first entry ``compare`` could not run on ``model``.
 
-    Separability-allocated entries are checked for their budget only (their
-    schedule needs the trained model's profile).
+    Allocated entries are checked for their metric and budget only (their
+    schedule needs the trained model's profile or sensitivity).
+
+    Example:
+        >>> from pdbviz import build_model
+        >>> check_schedules(["alloc:nope:2"], build_model("lenet"))
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown metric 'nope' in schedule entry 'alloc:nope:2'; available: fisher, probe, ...
     """
     for entry in schedules:
         if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
-            parse_budget(_alloc_budget(entry.strip()[len(ALLOC_PREFIX):].strip(), model)[0])
+            metric, text = alloc_entry(entry)
+            parse_budget(alloc_budget(text, model, metric)[0])
         else:
             resolve_schedule(entry, model)
-
-
-def _alloc_budget(text: str, model: nn.Module) -> tuple[float | str, str]:
-    """The budget of an ``"alloc:B"`` entry and its label: average bits, KiB, or another entry's memory."""
-    try:
-        return float(text), f"allocated @ {float(text):g} bits"
-    except ValueError:
-        pass
-    if text.lower().replace(" ", "").endswith(("kib", "bit", "bits")):
-        return text, f"allocated @ {text}"
-    try:
-        reference = resolve_preset(text, model)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"the budget of 'alloc:{text}' must be average bits (alloc:1.5), KiB (alloc:40KiB) or "
-                         f"another schedule (alloc:halving): {err}") from None
-    if reference.schedule is None:
-        raise ValueError(f"'alloc:{text}': {reference.label} has no quantized memory to match")
-    kib = memory_summary(model, reference.schedule).quantized_weight_kib
-    return f"{kib:.6f} KiB", f"allocated @ memory of {reference.label}"
 
 
 @dataclass(frozen=True)
@@ -178,13 +185,18 @@ def run_schedule(named: NamedSchedule, seed: int, data: Data, config: RunConfig,
         return _failed(named.label, seed, err)
 
 
-def _resolve_entries(schedules: Sequence, template: nn.Module, profile: pd.DataFrame
-                     ) -> list[tuple[NamedSchedule, str]]:
-    """Each entry resolved, or a placeholder with its error (the others go on)."""
+def _resolve_entries(schedules: Sequence, template: nn.Module, profile: pd.DataFrame,
+                     sensitivity: pd.DataFrame | BaseException | None = None) -> list[tuple[NamedSchedule, str]]:
+    """Each entry resolved, or a placeholder with its error (the others go on). ``sensitivity`` may be the error
+    that measuring it raised: the entries that need it fail with that error."""
     out = []
     for entry in schedules:
         try:
-            out.append((resolve_schedule(entry, template, profile), ""))
+            if isinstance(sensitivity, BaseException) and entry_metrics([entry]):
+                raise ValueError(f"measuring the sensitivity for {entry.strip()!r} failed: "
+                                 f"{type(sensitivity).__name__}: {sensitivity}")
+            frame = None if isinstance(sensitivity, BaseException) else sensitivity
+            out.append((resolve_schedule(entry, template, profile, frame), ""))
         except (ValueError, TypeError) as err:
             label = entry if isinstance(entry, str) else repr(entry)
             log.warning("schedule %s failed: %s", label, err)
@@ -202,7 +214,8 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
     Args:
         data: a ``Data`` or a dataset name (default ``"digits"``).
         model: a zoo model name, or an (untrained) ``nn.Module`` copied for each seed.
-        schedules: entries as in ``resolve_schedule``; the default answers the
+        schedules: entries as in ``resolve_schedule`` (``"alloc:METRIC:B"`` entries measure METRIC on the
+            first seed's float model, on ``n_samples`` test samples); the default answers the
             paper's questions: float; uniform 1, 2, 4 bits; 8-4-2-1 (halving per
             stage); a linear decrease; the increasing control;
             separability-allocated at the memory of uniform 2-bit (``"alloc:2"``)
@@ -251,7 +264,8 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
     base_profile = separability_profile(float_models[seeds[0]], data, metrics=profile_metrics, n_samples=n_samples,
                                         seed=seeds[0])
     profiles = [base_profile.assign(schedule=PRESETS["float"].label, seed=seeds[0])]
-    entries = _resolve_entries(schedules, template, base_profile)
+    sensitivity = _entry_sensitivity(schedules, float_models[seeds[0]], data, n_samples, seeds[0])
+    entries = _resolve_entries(schedules, template, base_profile, sensitivity)
     for named, error in entries:
         if error or named.schedule is None:
             continue
@@ -265,6 +279,21 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
         bar.close()
     settings = run_settings(data, model, width, seeds, config, profile_metrics, n_samples)
     return results_from_records(records, entries, schedules, template, settings, profiles, keep_models)
+
+
+def _entry_sensitivity(schedules: Sequence, float_model: nn.Module, data: Data, n_samples: int, seed: int
+                       ) -> pd.DataFrame | BaseException | None:
+    """The float model's sensitivity by the metrics that ``"alloc:METRIC:B"`` entries name (None if none do), at
+    ``ALLOC_BITS``; an error is returned, not raised, so that the other entries still run."""
+    metrics = entry_metrics(schedules)
+    if not metrics:
+        return None
+    try:
+        return sensitivity_metrics(float_model, data, metrics=metrics, bits=ALLOC_BITS, n_samples=n_samples,
+                                   seed=seed)
+    except Exception as err:  # noqa: BLE001 - recorded on the entries that need it
+        log.warning("measuring %s on the float model failed: %s", ", ".join(metrics), err)
+        return err
 
 
 def run_settings(data: Data, model, width: float, seeds: Sequence[int], config: RunConfig,

@@ -26,6 +26,14 @@ def run(*args):
     (["sweep", "--workers", "0"], "--workers: expected a positive integer, got '0'"),
     (["sweep", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not allowed with argument --workers"),
     (["sweep", "--schedules", "float;9", "--epochs", "1"], "1..8 or 32"),
+    (["compare", "--schedules", "float;alloc:nope:2", "--epochs", "1"],
+     "unknown metric 'nope' in schedule entry 'alloc:nope:2'; available: fisher, probe"),
+    (["compare", "--schedules", "alloc:hawq:lots", "--epochs", "1"], "the budget of 'alloc:hawq:lots' must be"),
+    (["sweep", "--schedules", "alloc:kl:2", "--epochs", "1"], "sweep does not run 'alloc:METRIC:B' entries (here kl)"),
+    (["allocate", "--budget", "3x"], "argument --budget: budget must be a positive number"),
+    (["allocate", "--budget", "0"], "argument --budget: budget must be a positive number"),
+    (["allocate", "--budget", "2", "--metric", "foo"], "--metric: invalid choice: 'foo' (choose from 'fisher'"),
+    (["allocate"], "the following arguments are required: --budget"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, needle):
     r = run(*args)
@@ -37,7 +45,8 @@ def test_bad_arguments_exit_2_with_one_line(args, needle):
 
 def test_help_and_version():
     r = run("--help")
-    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "compare", "sweep", "analyze", "lab", "memory"))
+    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "compare", "sweep", "analyze", "lab", "memory",
+                                                             "allocate"))
     assert run("--version").stdout.startswith("pdbviz ")
     assert run().returncode == 2
 
@@ -100,3 +109,43 @@ def test_download_without_a_network_is_one_line_and_exit_2(tmp_path, capsys, mon
     assert main(["compare", "--dataset", "mnist", "--download", "--root", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "could not download dataset 'mnist'" in err[0] and "name resolution" in err[0]
+
+
+def _allocate_lines(out: str) -> dict[str, list[str]]:
+    lines = out.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("budget "))
+    return {line[:line.index("  ")]: line[line.index("  "):].split() for line in lines[start + 1:]}
+
+
+def test_allocate_prints_one_schedule_per_budget(capsys):
+    import pdbviz
+
+    rc = main(["allocate", "--epochs", "1", "--train-subset", "400", "--metric", "kl", "--n-samples", "100",
+               "--quiet", "--budget", "2", "--budget", "8 KiB", "--budget", "2e7 BOPs", "--budget", "0.5 bits"])
+    assert rc == 1  # one budget is impossible; the others are printed
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("kl on LeNet (digits, float accuracy")
+    rows = _allocate_lines(out)
+    assert list(rows) == ["2 bits", "8 KiB", "2e7 BOPs", "0.5 bits"]
+    model = pdbviz.build_model("lenet", (1, 8, 8), 10)
+    for budget, (text, avg, kib, bops, loss) in [(b, r) for b, r in rows.items() if b != "0.5 bits"]:
+        s = pdbviz.memory_summary(model, pdbviz.BitSchedule.from_string(text, model))
+        assert float(avg) == pytest.approx(s.avg_bits, abs=1e-3) and float(kib) == pytest.approx(
+            s.quantized_weight_kib, abs=0.01) and float(bops) == pytest.approx(s.bops, rel=1e-3)
+        assert float(loss) >= 0
+    assert float(rows["2 bits"][1]) <= 2 and float(rows["8 KiB"][2]) <= 8 and float(rows["2e7 BOPs"][3]) <= 2e7
+    assert rows["0.5 bits"][:2] == ["impossible:", "the"] and "1 average bits" in " ".join(rows["0.5 bits"])
+
+
+def test_allocate_from_a_checkpoint_matches_allocate_bits(trained, tmp_path, capsys):
+    import pdbviz
+
+    model, data = trained
+    path = pdbviz.save_model(model, tmp_path / "lenet.pt")
+    assert main(["allocate", "--checkpoint", str(path), "--metric", "fisher", "--monotone", "--budget", "1.5",
+                 "--quiet"]) == 0
+    rows = _allocate_lines(capsys.readouterr().out)
+    profile = pdbviz.separability_profile(model, data, metrics=("fisher",), n_samples=1000, seed=0)
+    assert rows["1.5 bits"][0] == pdbviz.allocate_bits(profile, model, 1.5).to_string(model)
+    assert main(["allocate", "--checkpoint", str(path), "--dataset", "mnist5k", "--budget", "2"]) == 2
+    assert "holds a model for inputs (1, 8, 8)" in capsys.readouterr().err

@@ -48,6 +48,47 @@ def test_from_scratch_and_bad_arguments():
         compare("digitz", progress=False)
 
 
+
+def test_compare_allocates_by_a_named_metric():
+    from pdbviz.analysis import allocate, predicted_loss, sensitivity_metrics
+
+    data = pdbviz.load_dataset("digits", train_subset=600)
+    r = compare(data, schedules=["float", "alloc:hawq:2", "alloc:kl:halving", "alloc:nope:2"], epochs=1,
+                finetune_epochs=1, progress=False, n_samples=100, profile_metrics=("fisher",))
+    t = r.table.set_index("schedule")
+    assert t.index.tolist() == ["float-32", "allocated (hawq) @ 2 bits", "allocated (kl) @ memory of 8-4-2-1",
+                                "alloc:nope:2"]
+    assert t.kind.tolist()[1:3] == ["allocated", "allocated"] and (t.error.iloc[:3] == "").all()
+    model = r.models[("float-32", 0)]
+    halving = pdbviz.memory_summary(model, pdbviz.BitSchedule.decreasing(model, 8, 1)).quantized_weight_kib
+    assert t.loc["allocated (hawq) @ 2 bits"].avg_bits <= 2
+    assert t.loc["allocated (kl) @ memory of 8-4-2-1"].kib <= halving
+    # the schedule is the least predicted loss within the budget, from the metric measured on the float model
+    frame = sensitivity_metrics(model, data, metrics=["hawq"], bits=(1, 2, 4, 8), n_samples=100, seed=0)
+    expected = allocate(model, predicted_loss(frame, "hawq", w_bits=(1, 2, 4, 8), a_bits=(32,)), 2.0)
+    assert r.config["schedule_strings"]["allocated (hawq) @ 2 bits"] == expected.to_string(model)
+    assert "unknown metric 'nope'" in t.loc["alloc:nope:2"].error and "available: fisher, probe" in \
+        t.loc["alloc:nope:2"].error
+
+
+def test_allocation_entries_are_checked_before_training():
+    from pdbviz.experiment import check_schedules, resolve_schedule
+
+    model = pdbviz.build_model("lenet", (1, 8, 8), 10)
+    check_schedules(["alloc:1.5", "alloc:hawq:2", "alloc:kl:40KiB", "alloc:sqnr:halving", "alloc:kl:2e6 BOPs",
+                     "alloc:symmetric:2"], model)
+    with pytest.raises(ValueError, match=r"unknown metric 'hawk' .*available: fisher, probe, knn, silhouette, hawq"):
+        check_schedules(["float", "alloc:hawk:2"], model)
+    with pytest.raises(ValueError, match=r"the budget of 'alloc:kl:lots' must be average bits \(alloc:kl:1.5\)"):
+        check_schedules(["alloc:kl:lots"], model)
+    with pytest.raises(ValueError, match="the budget of 'alloc:2e6 BOPs' must be"):  # separability: memory only
+        check_schedules(["alloc:2e6 BOPs"], model)
+    with pytest.raises(ValueError, match="needs the float model's 'kl' sensitivity"):
+        resolve_schedule("alloc:kl:2", model)
+    assert resolve_schedule("alloc:symmetric:2", model, pd.DataFrame(
+        {"layer": ["conv1", "conv2", "fc1", "fc2", "fc3"], "fisher": [0.1, 1, 2, 4, 8]})).label == \
+        "allocated @ memory of ternary"
+
 def test_results_save_load_and_latex(results, tmp_path):
     results.save(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())

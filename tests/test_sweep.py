@@ -262,6 +262,7 @@ def test_bad_arguments_name_the_parameter_and_start_nothing(tmp_path):
         (dict(client=""), ValueError, r"client is an empty address"),
         (dict(data=42), TypeError, r"data must be a pdbviz Data, a dataset name"),
         (dict(model=["lenet", "lenet"]), ValueError, r"gives the pair \('digits', 'lenet'\) twice"),
+        (dict(schedules=["float", "alloc:kl:2"]), ValueError, r"does not run 'alloc:METRIC:B' entries \(here kl\)"),
     ]
     for kwargs, exc, match in cases:
         kwargs = {"out": tmp_path / "out", **kwargs}

@@ -120,3 +120,50 @@ def test_explorer_embeds_in_background_and_follows_the_slider(trained):
     ex.metric.value = "probe"
     assert ex.profile_fig.layout.yaxis.title.text == "linear-probe accuracy"
     assert list(ex.profile_fig.data[0].y) == ex.profile.probe.tolist()
+
+
+def test_allocator_metric_front_budget_kind_and_bops(trained):
+    from pdbviz.analysis import SENSITIVITY_METRICS
+
+    model, data = trained
+    ba = BitAllocator(model, data, epochs=1)
+    assert tuple(ba.metric.options) == SENSITIVITY_METRICS and ba.metric.value == "fisher"
+    assert ba.monotone.value and ba.budget_kind.value == "memory"
+    s = pdbviz.memory_summary(model, ba.schedule())
+    assert f"<b>{s.bops / 1e6:,.2f} MBOPs</b> per sample" in ba.readout.value
+    # the default front: measured in the background once the float model is ready, on its own axis
+    assert ba.wait(60) and ba.front_key == ("fisher", "memory", True)
+    tr = ba.scatter.data[2]
+    assert tr.yaxis == "y2" and ba.scatter.layout.yaxis2.title.text == "predicted loss increase"
+    assert ba.scatter.layout.yaxis.title.text == "test accuracy (%)"
+    assert len(tr.x) == len(ba.front.table) > 3 and tr.visible
+    assert list(tr.x) == pytest.approx(ba.front.table.weight_kib.tolist())
+    assert list(tr.y) == pytest.approx(ba.front.table.loss.tolist())
+    # ... whose choice at a budget is the separability allocation
+    profile = pdbviz.separability_profile(model, data, metrics=("fisher",), seed=0)
+    ba.preset.value, ba.budget.value = "alloc", 1.5
+    ba.apply_button.click()
+    assert ba.config.value == pdbviz.allocate_bits(profile, model, 1.5).to_string(model)
+    # clicking a front point loads its bits
+    ba._on_click(tr, types.SimpleNamespace(point_inds=[3]), None)
+    assert ba.config.value == ba.front.schedule(3).to_string(model) == tr.customdata[3]
+    # another metric: measured in the background, the allocation follows
+    ba.metric.value = "kl"
+    assert ba.allocate() is False and "measuring kl" in ba.status.value
+    assert ba.wait(60) and ba.front_key == ("kl", "memory", True) and "kl" in tr.name
+    assert ba.config.value == ba.front.choose("1.5 bits").to_string(model)
+    # the budget kind switches the front's cost to BOPs
+    ba.monotone.value = False
+    ba.budget_kind.value = "bops"
+    assert ba.wait(60) and ba.front_key == ("kl", "bops", False) and ba.front.primary == "bops"
+    assert ba.bops_budget.layout.display is None and ba.budget.layout.display == "none"
+    assert len(tr.x) == len(ba.front.table) and "BOPs" in tr.name
+    by_memory = ba.fronts.front("kl", "memory", False).table
+    assert ba.front.table.bops.is_monotonic_increasing and by_memory.weight_kib.is_monotonic_increasing
+    assert sorted(map(tuple, ba.front.table.w_bits)) != sorted(map(tuple, by_memory.w_bits))
+    ba.bops_budget.value = (ba.bops_budget.min + ba.bops_budget.max) / 3
+    ba.allocate_button.click()
+    assert pdbviz.memory_summary(model, ba.schedule()).bops <= ba.bops_budget.value * 1e6
+    assert ba.config.value == ba.front.choose({"bops": ba.bops_budget.value * 1e6}).to_string(model)
+    with pytest.raises(ValueError, match="metric must be one of fisher, probe"):
+        BitAllocator(model, data, metric="nope")

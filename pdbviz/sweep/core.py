@@ -13,6 +13,7 @@ from torch import nn
 
 from ..data import Data
 from ..data import as_data
+from ..analysis.entries import entry_metrics
 from ..experiment import DEFAULT_SCHEDULES, RunConfig
 from ..quant import BitSchedule
 from ..results import Results
@@ -166,6 +167,10 @@ def _check_schedules(schedules) -> list:
     schedules = list(schedules)
     if not schedules:
         raise ValueError("schedules is empty")
+    named = entry_metrics(schedules)
+    if named:
+        raise ValueError(f"schedules: sweep does not run 'alloc:METRIC:B' entries (here {', '.join(named)}); "
+                         "use 'alloc:B' (separability), or pdbviz.compare for other metrics")
     return schedules
 
 

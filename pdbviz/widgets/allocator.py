@@ -11,32 +11,51 @@ from ..data import as_data
 from ..models import build_model
 from ..quant import ALLOWED_BITS, BitSchedule, input_bits_allowed, memory_report, memory_summary, quantizable_layers
 from ..quant.presets import PRESETS
+from ._allocation import AllocationControls, Fronts, bops_text
 from ._common import ErrorArea, Worker, _widgets, kib
 
-#: the preset menu: (label, entry); "uniform" and "alloc" take the k and budget sliders
+#: the preset menu: (label, entry); "uniform" takes the k slider, "alloc" the metric and budget controls
 PRESET_MENU = (("uniform k-bit", "uniform"), *((PRESETS[k].label, k) for k in ("halving", "linear", "increasing")),
-               ("separability-allocated", "alloc"))
+               ("allocated (metric, budget)", "alloc"))
 
 
-class BitAllocator:
+class BitAllocator(AllocationControls):
     """A slider per layer for weight (and activation) bits, presets, a live memory table, and Train.
 
     Train fine-tunes the float model under the current schedule in a background
     thread (progress bar, live curve, Stop button); each finished run joins the
     history table and the accuracy-vs-memory plot, where clicking a point loads
     its bits back into the sliders. The one-line schedule string can be copied
-    and pasted back.
+    and pasted back. The read-out gives the memory and the bit operations per
+    sample (BOPs, ``sum MACs * w_bits * a_bits``).
+
+    Allocation: once the float model is trained, the chosen ``metric`` is
+    measured on it in the background (once per metric; a copy of the model is
+    measured, so training goes on meanwhile) and the exact front of predicted
+    loss against the chosen budget kind (memory or BOPs) is drawn on the plot
+    against its own axis, "predicted loss increase" (a prediction of the
+    metric, not an accuracy). Clicking a front point loads its bits; Allocate
+    (or the "allocated" preset) loads the front's point at the budget. The
+    front chooses weight bits among ``ALLOC_BITS`` (1, 2, 4, 8) with inputs at
+    32 bits; "non-increasing" keeps the paper's decreasing shape. The defaults
+    (Fisher criterion, non-increasing, memory) give the separability
+    allocation of ``allocate_bits``.
 
     Args:
         model: a trained float model, or a zoo model name (trained here first, in the background).
         data: any form ``as_data`` accepts (a dataset name, arrays, a Dataset...).
         epochs, lr: fine-tuning of each run.
         float_epochs: training of the float model when ``model`` is a name.
-        seed: seed of every run.
+        seed: seed of every run (and of the measurements).
+        metric: the sensitivity metric of the allocation, one of ``SENSITIVITY_METRICS``.
     """
 
     def __init__(self, model="lenet", data="digits", epochs: int = 3, lr: float = 1e-3, float_epochs: int = 15,
-                 seed: int = 0, batch_size: int = 64, float_lr: float = 3e-3):
+                 seed: int = 0, batch_size: int = 64, float_lr: float = 3e-3, metric: str = "fisher"):
+        from ..analysis import SENSITIVITY_METRICS
+
+        if metric not in SENSITIVITY_METRICS:
+            raise ValueError(f"metric must be one of {', '.join(SENSITIVITY_METRICS)}, got {metric!r}")
         self.data = as_data(data)
         self.epochs, self.lr, self.float_epochs, self.seed = epochs, lr, float_epochs, seed
         self.batch_size, self.float_lr = batch_size, float_lr
@@ -52,9 +71,16 @@ class BitAllocator:
         self.runs = pd.DataFrame(columns=["run", "schedule", "avg_bits", "kib", "compression", "test_acc", "seconds",
                                           "stopped"])
         self.float_accuracy: float | None = None
-        self._profile = None
+        self.front = None  # the Front drawn on the plot, for front_key
+        self.front_key: tuple | None = None  # (metric, budget kind, non-increasing)
+        self.fronts: Fronts | None = None  # measurements and fronts of the float model, once it is trained
+        self._front_lock = threading.Lock()
+        self._front_dirty = self._front_running = self._pending_allocation = False
+        self._front_worker: Worker | None = None
+        self._example = self._example_input()
         self._setting = False
         self.last_readout_ms = float("nan")
+        self._initial_metric = metric
         self._build_controls()
         self._build_figures()
         self._connect()
@@ -81,6 +107,7 @@ class BitAllocator:
         self.k = w.IntSlider(value=2, min=1, max=8, description="k (uniform)", style=wide)
         self.budget = w.FloatSlider(value=1.5, min=1.0, max=8.0, step=0.1, description="budget (avg bits)", style=wide)
         self.apply_button = w.Button(description="Apply preset", icon="magic")
+        self._build_allocation_controls()
         self.config = w.Text(description="schedule", continuous_update=False, layout=w.Layout(width="420px"),
                              style={"description_width": "70px"})
         self.readout = w.HTML()
@@ -106,9 +133,12 @@ class BitAllocator:
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="test acc", yaxis="y2",
                                         line={"color": plot.OKABE_ITO[1]}))
         self.scatter = go.FigureWidget(layout={"title": "accuracy vs memory (click a point to load it)",
-                                               "width": 520, "height": 360, "template": "simple_white",
+                                               "width": 560, "height": 380, "template": "simple_white",
                                                "xaxis_title": "quantized-weight memory (KiB)",
-                                               "yaxis_title": "test accuracy (%)"})
+                                               "yaxis_title": "test accuracy (%)",
+                                               "yaxis2": {"overlaying": "y", "side": "right", "showgrid": False,
+                                                          "title": "predicted loss increase", "rangemode": "tozero"},
+                                               "legend": {"orientation": "h", "y": -0.25}, "margin": {"r": 70}})
         self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="runs (mean)", text=[],
                                           customdata=[], textposition="top center",
                                           marker={"size": 11, "color": plot.OKABE_ITO[2]},
@@ -118,6 +148,12 @@ class BitAllocator:
                                                   "line": {"width": 2}},
                                           hovertemplate="%{customdata}: stopped early, %{y:.2f}% at %{x:.2f} KiB"
                                                         "<extra></extra>"))
+        self.scatter.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="predicted front", yaxis="y2",
+                                          customdata=[], text=[], visible=False,
+                                          marker={"size": 7, "symbol": "diamond", "color": plot.OKABE_ITO[4]},
+                                          line={"dash": "dot", "color": plot.OKABE_ITO[4]},
+                                          hovertemplate="%{customdata}: predicted loss increase %{y:.3g} at "
+                                                        "%{x:.2f} KiB, %{text}<extra></extra>"))
 
     def _connect(self) -> None:
         for trace in self.scatter.data:
@@ -128,6 +164,10 @@ class BitAllocator:
         self.config.observe(self.errors.guard(lambda c: self.set_schedule(c["new"]), "schedule string"),
                             names="value")
         self.apply_button.on_click(self.errors.guard(lambda _b: self.apply_preset(), "preset"))
+        self.allocate_button.on_click(self.errors.guard(lambda _b: self.allocate(), "allocate"))
+        refresh = self.errors.guard(lambda _c: self._allocation_changed(), "predicted front")
+        for control in (self.metric, self.monotone, self.budget_kind):
+            control.observe(refresh, names="value")
         self.train_button.on_click(self.errors.guard(lambda _b: self.train(), "train"))
         self.stop_button.on_click(lambda _b: self.stop_event.set())
 
@@ -138,7 +178,9 @@ class BitAllocator:
             w.HTML(f"<b>{type(self.model).__name__}</b> on <b>{self.data.name}</b>: weight bits per layer "
                    "(forward order) and the bits of each layer's input"),
             *rows,
-            w.HBox([self.preset, self.k, self.budget, self.apply_button]),
+            w.HBox([self.preset, self.k, self.apply_button]),
+            w.HBox([self.metric, self.monotone, self.budget_kind, self.budget, self.bops_budget,
+                    self.allocate_button]),
             self.config, self.readout, self.table,
             w.HBox([self.train_button, self.stop_button, self.progress, self.status]),
             w.HBox([self.curve, self.scatter]),
@@ -170,7 +212,7 @@ class BitAllocator:
             return
         t0 = time.perf_counter()
         sched = self.schedule()
-        report = memory_report(self.model, sched)
+        report = memory_report(self.model, sched, self._example)
         table, s = report.table, report.summary
         text = sched.to_string(self.model)
         if self.config.value != text:
@@ -181,24 +223,23 @@ class BitAllocator:
                 self._setting = False
         self.readout.value = (f"quantized weights <b>{kib(s.quantized_weight_kib)}</b> "
                               f"(float-32 {kib(s.float32_weight_kib)}) &nbsp; <b>{s.compression:.1f}×</b> smaller "
-                              f"&nbsp; <b>{s.avg_bits:.2f}</b> average bits")
+                              f"&nbsp; <b>{s.avg_bits:.2f}</b> average bits &nbsp; <b>{bops_text(s.bops)}</b> "
+                              f"per sample (float-32 {bops_text(s.float32_bops)})")
         self.table.value = table.to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0)
         self.errors.clear()
         self.last_readout_ms = 1000 * (time.perf_counter() - t0)
 
     def apply_preset(self) -> None:
-        """Set the sliders from the preset menu (and the k / budget sliders)."""
-        from ..analysis import separability_profile
+        """Set the sliders from the preset menu (and the k slider; "allocated" is ``allocate()``)."""
         from ..experiment import resolve_schedule
 
         entry = self.preset.value
+        if entry == "alloc":
+            self.allocate()
+            return
         if entry == "uniform":
             entry = str(self.k.value)
-        elif entry == "alloc":
-            entry = f"alloc:{self.budget.value:g}"
-            if self._profile is None:
-                self._profile = separability_profile(self.model, self.data, metrics=("fisher",), seed=self.seed)
-        self.set_schedule(resolve_schedule(entry, self.model, self._profile).schedule)
+        self.set_schedule(resolve_schedule(entry, self.model).schedule)
 
     def _on_click(self, trace, points, state) -> None:
         if points.point_inds:
@@ -237,11 +278,13 @@ class BitAllocator:
         from ..inference import evaluate
 
         self.float_accuracy = 100 * evaluate(self.model, self.data)["accuracy"]
+        self.fronts = Fronts(self.model, self.data, self.seed, self._example)
         self.scatter.add_hline(y=self.float_accuracy, line_dash="dash", line_color="#999999",
                                annotation_text=f"float-32 {self.float_accuracy:.2f}%",
                                annotation_position="bottom right")
         self.train_button.disabled = False
         self.status.value = f"float model ready ({self.float_accuracy:.2f}%)"
+        self.refresh_front()
 
     def train(self) -> bool:
         """Fine-tune under the current schedule in the background; False if a run is already going."""
@@ -295,8 +338,18 @@ class BitAllocator:
         return self.worker.start(job, "train", on_done=done)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the current background job (float training or a run) ends."""
-        return self.worker.wait(timeout)
+        """Block until the current background jobs (float training or a run, and the predicted front) end."""
+        t0 = time.perf_counter()
+        if not self.worker.wait(timeout):
+            return False
+        while self._front_worker is not None:
+            worker = self._front_worker
+            left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - t0))
+            if not worker.wait(left):
+                return False
+            if worker is self._front_worker:
+                return True
+        return True
 
     def _record(self, sched: BitSchedule, q, history, seconds: float) -> None:
         from ..inference import evaluate
