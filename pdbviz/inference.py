@@ -96,7 +96,7 @@ def probe(model: nn.Module, x: torch.Tensor, output: Output = None, what: str = 
 
 
 def check_batch_labels(y: torch.Tensor, n_out: int, what: str) -> None:
-    """Labels must lie in ``0 .. n_out - 1`` (the model's outputs)."""
+    """Labels must lie in ``range(n_out)`` (the model's outputs)."""
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_out):
         raise ValueError(f"{what} hold labels in {int(y.min())}..{int(y.max())}, but the model has {n_out} outputs: "
                          f"labels must be in 0..{n_out - 1}")

@@ -480,7 +480,8 @@ def _reason(module: nn.Module, pname: str, t: torch.Tensor, model: nn.Module) ->
     if isinstance(module, _NORMS) or "norm" in type(module).__name__.lower():
         return "normalisation"
     if kind_of(module) is None:
-        return f"a {type(module).__name__} parameter, not a weight kind"
+        owner = type(module).__name__
+        return f"{'an' if owner[:1] in 'AEIOU' else 'a'} {owner} parameter, not a weight kind"
     return "not a quantizable weight of its kind"
 
 

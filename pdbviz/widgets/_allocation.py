@@ -80,7 +80,7 @@ class Fronts:
             return (metric, primary, bool(monotone)) in self.fronts
 
 
-class AllocationControls:
+class _AllocationControls:
     """The allocation part of ``BitAllocator``: its controls, the front's background job, and ``allocate``.
 
     Uses the allocator's ``model``, ``data``, ``scatter``, ``status``,
@@ -98,7 +98,7 @@ class AllocationControls:
         self.monotone = w.Checkbox(value=True, description="non-increasing", indent=False,
                                    layout=w.Layout(width="120px"))
         self.budget_kind = w.ToggleButtons(options=BUDGET_KINDS, value="memory", description="budget",
-                                           style={"button_width": "70px", **wide})
+                                           style={"button_width": "90px", **wide})
         low, high = (memory_summary(self.model, BitSchedule.uniform(self.model, b), self._example).bops
                      for b in (1, 8))
         ok = math.isfinite(low) and math.isfinite(high) and high > low

@@ -11,7 +11,7 @@ from ..data import as_data
 from ..models import build_model
 from ..quant import ALLOWED_BITS, BitSchedule, input_bits_allowed, memory_report, memory_summary, quantizable_layers
 from ..quant.presets import PRESETS
-from ._allocation import AllocationControls, Fronts, bops_text
+from ._allocation import _AllocationControls, Fronts, bops_text
 from ._common import ErrorArea, Worker, _widgets, kib
 
 #: the preset menu: (label, entry); "uniform" takes the k slider, "alloc" the metric and budget controls
@@ -19,7 +19,7 @@ PRESET_MENU = (("uniform k-bit", "uniform"), *((PRESETS[k].label, k) for k in ("
                ("allocated (metric, budget)", "alloc"))
 
 
-class BitAllocator(AllocationControls):
+class BitAllocator(_AllocationControls):
     """A slider per layer for weight (and activation) bits, presets, a live memory table, and Train.
 
     Train fine-tunes the float model under the current schedule in a background
