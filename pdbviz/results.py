@@ -8,10 +8,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ._io import atomic_write
+from ._io import atomic_write, json_default, read_saved_folder
 
 #: version of the results.json layout that ``Results.save`` writes and ``Results.load`` reads.
 RESULTS_FORMAT_VERSION = 1
@@ -125,44 +124,18 @@ class Results:
         doc = {"format_version": RESULTS_FORMAT_VERSION, "config": self.config, "schedules": self.schedules,
                "table": json.loads(self.table.to_json(orient="records"))}
         with atomic_write(directory / "results.json", "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, default=_json_default)
+            json.dump(doc, fh, indent=2, default=json_default)
         return directory
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "Results":
         """Read what ``save`` wrote."""
-        directory = Path(directory)
-        meta = directory / "results.json"
-        if not meta.is_file():
-            raise FileNotFoundError(f"no results.json in {directory}")
-        try:
-            doc = json.loads(meta.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{meta} is not valid JSON: {err}") from None
-        if doc.get("format_version") != RESULTS_FORMAT_VERSION:
-            raise ValueError(f"{meta} has results format_version {doc.get('format_version')!r}; "
-                             f"this pdbviz reads version {RESULTS_FORMAT_VERSION}")
-        frames = {}
-        for attr, fname in _FILES.items():
-            path = directory / fname
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing")
-            frames[attr] = pd.read_csv(path, keep_default_na=True) if path.stat().st_size > 1 else pd.DataFrame()
+        doc, frames = read_saved_folder(directory, "results.json", RESULTS_FORMAT_VERSION, "results", _FILES)
         for col in ("schedule", "kind", "w_bits", "a_bits", "error"):
             frames["table"][col] = frames["table"][col].astype(object).fillna("").astype(str)
         if "error" in frames["runs"]:
             frames["runs"]["error"] = frames["runs"]["error"].astype(object).fillna("").astype(str)
         return cls(config=doc["config"], schedules=doc.get("schedules", {}), **frames)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, (tuple, set)):
-        return list(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
 def _pm(mean, std, tex=False):

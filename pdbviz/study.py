@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write
+from ._io import atomic_write, json_default, read_saved_folder
 from .analysis import pareto_front, predicted_loss, sensitivity_metrics
 from .analysis.metrics import check_metric_names
 from .claims import accuracy_ci95
@@ -233,29 +233,13 @@ class MetricStudy:
                 getattr(self, attr).to_csv(fh, index=False)
         with atomic_write(directory / "study.json", "w", encoding="utf-8") as fh:
             json.dump({"format_version": STUDY_FORMAT_VERSION, "config": self.config}, fh, indent=2,
-                      default=_json_default)
+                      default=json_default)
         return directory
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "MetricStudy":
         """Read what ``save`` wrote."""
-        directory = Path(directory)
-        meta = directory / "study.json"
-        if not meta.is_file():
-            raise FileNotFoundError(f"no study.json in {directory}")
-        try:
-            doc = json.loads(meta.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{meta} is not valid JSON: {err}") from None
-        if doc.get("format_version") != STUDY_FORMAT_VERSION:
-            raise ValueError(f"{meta} has study format_version {doc.get('format_version')!r}; this pdbviz reads "
-                             f"version {STUDY_FORMAT_VERSION}")
-        frames = {}
-        for attr, fname in _FILES.items():
-            path = directory / fname
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing")
-            frames[attr] = pd.read_csv(path) if path.stat().st_size > 1 else pd.DataFrame()
+        doc, frames = read_saved_folder(directory, "study.json", STUDY_FORMAT_VERSION, "study", _FILES)
         for name, col in (("runs", "error"), ("runs", "w_bits"), ("summary", "w_bits")):
             frames[name][col] = frames[name][col].astype(object).fillna("").astype(str)
         return cls(config=doc["config"], **frames)
@@ -266,16 +250,6 @@ def _pm(mean, half, signed: bool = False) -> str:
         return "--"
     text = f"{mean:+.2f}" if signed else f"{mean:.2f}"
     return text if half is None or not np.isfinite(half) else f"{text} ± {half:.2f}"
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, (tuple, set)):
-        return list(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
 def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_METRICS,
