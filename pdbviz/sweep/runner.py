@@ -11,9 +11,12 @@ from ..quant.presets import PRESETS
 from .cluster import distributed, run_resources
 from .plan import Plan
 from .store import RunStore
-from .tasks import Shipped, float_task, hold, load_named, pack, schedule_task, unpack
+from .tasks import STARTED, Shipped, float_task, hold, load_named, pack, schedule_task, unpack
 
 log = logging.getLogger(__name__)
+
+#: how many times a schedule run that died queued, without starting, is resubmitted
+REQUEUES = 3
 
 
 class SchedulerLostError(ConnectionError):
@@ -102,7 +105,7 @@ class Runner:
         self.client, self.threads = client, threads
         self.resources = run_resources(client, gpu, own)
         self.ac = dd.as_completed()
-        self.meta, self.data_f, self.float_f = {}, {}, {}
+        self.meta, self.data_f, self.float_f, self.requeued = {}, {}, {}, {}
         for plan in self.plans:
             for seed in plan.seeds:
                 if plan.float_key(seed) not in plan.records:
@@ -171,9 +174,25 @@ class Runner:
             if key in plan.records or key in submitted or self._resume(plan, key):
                 continue
             submitted.add(key)
-            args = (named, seed, self._data_future(plan), plan.config, self._float_source(plan, seed),
-                    self._model_arg(plan), plan.width, plan.profile_spec(seed), self.threads, self.keep_models)
-            self._submit(schedule_task, args, (plan, "schedule", named, seed, key), "run")
+            self._submit_schedule(plan, named, seed, key)
+
+    def _submit_schedule(self, plan: Plan, named, seed: int, key: str) -> None:
+        args = (named, seed, self._data_future(plan), plan.config, self._float_source(plan, seed),
+                self._model_arg(plan), plan.width, plan.profile_spec(seed), self.threads, self.keep_models)
+        self._submit(schedule_task, args, (plan, "schedule", named, seed, key), "run")
+
+    def _requeue(self, fut, err: Exception, plan: Plan, named, seed: int, key: str) -> bool:
+        """Resubmit a schedule run that dying workers took along while it waited, never started (see
+        ``tasks.mark_started``); at most ``REQUEUES`` times per run. True when it was resubmitted."""
+        if type(err).__name__ != "KilledWorker" or self.requeued.get(key, 0) >= REQUEUES:
+            return False
+        started = {msg.get("key") for _, msg in self.client.get_events(STARTED) if isinstance(msg, dict)}
+        if fut.key in started:
+            return False
+        self.requeued[key] = self.requeued.get(key, 0) + 1
+        log.info("run %s was queued on workers that died and never started: resubmitted", key)
+        self._submit_schedule(plan, named, seed, key)
+        return True
 
     def _land(self, fut) -> None:
         plan, kind, named, seed, key = self.meta.pop(fut.key)
@@ -189,6 +208,8 @@ class Runner:
                                f"{self.total} runs are written to {self.store.root}; run the same sweep again to "
                                "resume") from None
         except Exception as err:  # noqa: BLE001 - KilledWorker after its retries, or a lost dependency
+            if kind == "schedule" and self._requeue(fut, err, plan, named, seed, key):
+                return
             rec = _failed(label, seed, err)
             rec.update(profile=None, task_seconds=float("nan"), task_started=float("nan"), worker="")
             if kind == "schedule":

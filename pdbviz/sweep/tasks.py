@@ -39,6 +39,9 @@ class Shipped:
         self.value = value
 
 
+#: the scheduler event topic on which each schedule run says that it has started
+STARTED = "pdbviz-run-started"
+
 def unship(value):
     return value.value if isinstance(value, Shipped) else value
 
@@ -122,9 +125,26 @@ def float_task(model, data: Data, seed: int, config: RunConfig, width: float, pr
     return _finish(rec, t0)
 
 
+def mark_started() -> None:
+    """Log on the scheduler (topic ``STARTED``) that the current task has started running on its worker.
+
+    A worker that dies takes along the runs queued on it as well as the one it
+    was running; the driver resubmits a run that died without ever starting
+    (``SweepRunner``), so that only the run that kills its worker counts deaths.
+    """
+    try:
+        import distributed
+
+        worker = distributed.get_worker()
+    except (ImportError, ValueError):  # not inside a dask worker
+        return
+    worker.log_event(STARTED, {"key": worker.get_current_task()})
+
+
 def schedule_task(named: NamedSchedule, seed: int, data: Data, config: RunConfig, float_record: dict | None,
                   model, width: float, profile: ProfileSpec, threads: int | None, keep_model: bool = False) -> dict:
     """Quantize and train one schedule for ``seed``, from ``float_record``'s model when fine-tuning; never raises."""
+    mark_started()
     t0 = time.perf_counter()
     _set_threads(threads)
     model, data, float_record = unship(model), unship(data), unship(float_record)
