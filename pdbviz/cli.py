@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pdbviz._notebooks import NOTEBOOKS_FOLDER
+
 #: exit status of a command given bad arguments (argparse's convention).
 EXIT_USAGE = 2
 
@@ -307,43 +309,6 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
-#: where ``pdbviz lab`` copies the teaching notebooks when no ``--dir`` is given (in the current folder).
-NOTEBOOKS_FOLDER = "pdbviz-notebooks"
-
-
-def _packaged_notebooks() -> Path:
-    """The teaching notebooks that came with pdbviz: inside an installed wheel, else the checkout's ``notebooks/``."""
-    import pdbviz
-
-    package = Path(pdbviz.__file__).resolve().parent
-    for candidate in (package / "notebooks", package.parent / "notebooks"):
-        if any(candidate.glob("*.ipynb")):
-            return candidate
-    raise FileNotFoundError(f"the teaching notebooks are missing from the installed package ({package}); "
-                            "reinstall pdbviz")
-
-
-def _copy_notebooks(source: Path, target: Path, dry_run: bool = False) -> tuple[list[str], list[str]]:
-    """Copy each notebook of ``source`` that ``target`` lacks; returns (copied, kept). Existing files are kept."""
-    from pdbviz._io import atomic_write
-
-    copied, kept = [], []
-    if target.resolve() == source.resolve():
-        return copied, sorted(p.name for p in source.glob("*.ipynb"))
-    if not dry_run:
-        target.mkdir(parents=True, exist_ok=True)
-    for notebook in sorted(source.glob("*.ipynb")):
-        dest = target / notebook.name
-        if dest.exists():
-            kept.append(notebook.name)
-            continue
-        if not dry_run:
-            with atomic_write(dest, "wb") as fh:  # a new file of the user's, not a copy of the installed mode bits
-                fh.write(notebook.read_bytes())
-        copied.append(notebook.name)
-    return copied, kept
-
-
 def _cmd_lab(args) -> int:
     import importlib.util
     import os
@@ -353,7 +318,9 @@ def _cmd_lab(args) -> int:
         raise FileNotFoundError("JupyterLab is not installed in this environment; install it with: "
                                 "pip install jupyterlab")
     token = args.token if args.token is not None else secrets.token_hex(24)
-    source = _packaged_notebooks()
+    from pdbviz._notebooks import copy_notebooks, packaged_notebooks
+
+    source = packaged_notebooks()
     folder = Path(args.dir) if args.dir else Path.cwd() / NOTEBOOKS_FOLDER
     if folder.exists() and not folder.is_dir():
         raise FileNotFoundError(f"--dir {folder} is not a folder")
@@ -363,7 +330,7 @@ def _cmd_lab(args) -> int:
         raise ValueError(f"--dir {folder} is the installed package's own notebooks folder, which pdbviz lab never "
                          "changes; give a folder of your own")
     try:
-        copied, kept = _copy_notebooks(source, folder, dry_run=args.dry_run)
+        copied, kept = copy_notebooks(source, folder, dry_run=args.dry_run)
     except OSError as err:  # not writable, or under a file
         raise ValueError(f"cannot write the notebooks into {folder} ({err.strerror or err}); choose another "
                          "folder with --dir") from None
