@@ -5,6 +5,7 @@ This subpackage imports nothing else of pdbviz but its leaf modules.
 
 from .convert import dequantize, effective_schedule, float_weight, quantize, recalibrate_batchnorm, schedule_of
 from .discovery import FloatTensor, ModelLayout, WeightEntry, discover, quantizable_layers
+from .grid import IntegerGrid, OffGridError
 from .kinds import WEIGHT_KINDS, WeightKind, register_weight_kind
 from .layers import QuantConv2d, QuantLinear, WeightQuant, is_quant_layer, weight_quant
 from .memory import MemoryReport, MemorySummary, memory_report, memory_summary, memory_table
@@ -23,11 +24,13 @@ __all__ = [
     "BitSchedule",
     "BitSpec",
     "FloatTensor",
+    "IntegerGrid",
     "MemoryReport",
     "MemorySummary",
     "ModelInfo",
     "ModelLayout",
     "NamedSchedule",
+    "OffGridError",
     "PackedFormatError",
     "QuantConv2d",
     "QuantLinear",
