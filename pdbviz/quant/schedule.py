@@ -1,19 +1,10 @@
-"""Bit-width specifications for one weight (BitSpec) and a whole model (BitSchedule).
+"""Bit-width schedules: a ``BitSchedule`` maps each weight of a model to its ``BitSpec``.
 
-One-line form (``BitSchedule.from_string`` / ``to_string``)::
-
-    [WMODE ":"] WEIGHTS ["/" [AMODE ":"] INPUTS]
-
-    WEIGHTS, INPUTS :=  "4"            every layer 4 bits
-                     |  "8-4-2-1"      one value per *stage* in forward order, the last
-                                       value held for the remaining stages
-                     |  "8,6,4,2,2,1"  exactly one value per layer
-    WMODE           :=  a registered weight mode: "dorefa" (default), "symmetric", ...
-    AMODE           :=  a registered input mode: "dorefa" (default), ...
-
-Each value is an integer in 1..8, or 32 for full precision. Without the
-``/INPUTS`` part, layer inputs stay at full precision. Examples: ``"8-4-2-1"``,
-``"4/4"`` (W4A4), ``"32-1/8"``, ``"symmetric:2"`` (ternary).
+One-line form (``BitSchedule.from_string`` / ``to_string``, grammar in
+``schedule_text``): ``"8-4-2-1"`` (one value per stage, the last held),
+``"8,6,4,2,2,1"`` (one per layer), ``"4/4"`` (W4A4), ``"32-1/8"``,
+``"symmetric:2"`` (TWN ternary). Each value is an integer in 1..8, or 32 for
+full precision; without ``/INPUTS`` layer inputs stay at full precision.
 
 *Stages*: a model's ``pdbviz_info.stages`` (zoo models declare theirs;
 torchvision ResNets are recognised: stem, ``layer1`` .. ``layer4``, ``fc``) group
@@ -29,62 +20,25 @@ module's forward (``discover``) stay at 32 bits whatever the string says.
 
 from __future__ import annotations
 
-import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from torch import nn
 
+from .bitspec import BitSpec
 from .discovery import discover
 from .protocol import model_info, stage_indices
-from .quantizers import (ACTIVATION_QUANTIZERS, FULL_PRECISION, WEIGHT_QUANTIZERS, activation_quantizer, check_bits,
-                         weight_quantizer)
+from .registry import ACTIVATION_QUANTIZERS, FULL_PRECISION, WEIGHT_QUANTIZERS, check_bits
+from .schedule_text import DEFAULT_MODE, compress, expand, split_mode
 
+#: the version of ``BitSchedule.to_dict``'s format
 SCHEDULE_FORMAT_VERSION = 2
-_TOKEN = re.compile(r"^\d+$")
+#: what the values of a dash form are for (``from_string``'s ``per``)
 PER = ("auto", "stage", "layer")
-
-
-@dataclass(frozen=True)
-class BitSpec:
-    """Bit-widths of one weight and of its input.
-
-    Args:
-        w_bits: weight bits, 1..8 or 32 (``None`` = 32, full precision).
-        a_bits: bits of the weight's *input* (its layer's input activations),
-            1..8 or 32 (``None`` = 32). The network's own input is never
-            quantized: ``quantize`` keeps the first layer's input at full
-            precision whatever this says.
-        weight_mode: a registered weight quantizer (``WEIGHT_QUANTIZERS``):
-            ``"dorefa"`` (2^k levels), ``"symmetric"`` (2^k - 1 levels with an
-            exact zero; needs ``w_bits >= 2``)...
-        act_mode: a registered input quantizer (``ACTIVATION_QUANTIZERS``).
-
-    Example:
-        >>> BitSpec(4, 8)
-        BitSpec(w_bits=4, a_bits=8, weight_mode='dorefa', act_mode='dorefa')
-    """
-
-    w_bits: int = FULL_PRECISION
-    a_bits: int = FULL_PRECISION
-    weight_mode: str = "dorefa"
-    act_mode: str = "dorefa"
-
-    def __post_init__(self) -> None:
-        cls = weight_quantizer(self.weight_mode)
-        activation_quantizer(self.act_mode)
-        object.__setattr__(self, "w_bits", check_bits(self.w_bits, "w_bits", minimum=cls.min_bits))
-        object.__setattr__(self, "a_bits", check_bits(self.a_bits, "a_bits"))
-
-    @property
-    def is_float(self) -> bool:
-        """True when both weights and inputs are at full precision."""
-        return self.w_bits == FULL_PRECISION and self.a_bits == FULL_PRECISION
-
-    def to_dict(self) -> dict[str, Any]:
-        """The four fields as a JSON-ready dict."""
-        return asdict(self)
+#: how ``decreasing`` and ``increasing`` step between ``start`` and ``end``
+RAMPS = ("halving", "linear")
 
 
 def _target(layers) -> tuple[list[str], nn.Module | None]:
@@ -105,10 +59,6 @@ def _target(layers) -> tuple[list[str], nn.Module | None]:
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"layers names a layer more than once: {dup}")
     return names, None
-
-
-def _layer_names(layers) -> list[str]:
-    return _target(layers)[0]
 
 
 def input_bits_allowed(model: nn.Module) -> dict[str, bool]:
@@ -151,6 +101,25 @@ def _linear(n: int, start: int, end: int) -> list[int]:
     if n == 1:
         return [start]
     return [int(round(start + (end - start) * i / (n - 1))) for i in range(n)]
+
+
+def _ramp_argument(ramp: str, kind: str | None, method: str) -> tuple[str, str]:
+    """``ramp``, or the value of the deprecated ``kind=`` (with a DeprecationWarning), and the name it came by."""
+    if kind is None:
+        return ramp, "ramp"
+    warnings.warn(f"BitSchedule.{method}(kind=...) is deprecated; use ramp=... (the same values: {RAMPS})",
+                  DeprecationWarning, stacklevel=3)
+    return kind, "kind"
+
+
+def _ramp(n: int, high: int, low: int, ramp: str, groups, what: str = "ramp") -> list[int]:
+    if ramp == "halving":
+        return _halving(n, high, low, groups)
+    if ramp == "linear":
+        if groups is not None:
+            raise ValueError(f"groups is only used with {what}='halving'")
+        return _linear(n, high, low)
+    raise ValueError(f"{what} must be 'halving' or 'linear', got {ramp!r}")
 
 
 class BitSchedule(Mapping[str, BitSpec]):
@@ -275,60 +244,53 @@ class BitSchedule(Mapping[str, BitSpec]):
 
     @classmethod
     def decreasing(
-        cls, layers, start: int = 8, end: int = 1, kind: str = "halving", a_bits=None,
-        groups: Sequence[int] | None = None, weight_mode: str = "dorefa", per: str = "auto",
+        cls, layers, start: int = 8, end: int = 1, ramp: str = "halving", a_bits=None,
+        groups: Sequence[int] | None = None, weight_mode: str = "dorefa", per: str = "auto", *, kind: str | None = None,
     ) -> "BitSchedule":
         """Bit-widths that decrease with depth, the paper's proposal.
 
-        ``kind="halving"``: ``start`` for the first stage, halved at each
+        ``ramp="halving"``: ``start`` for the first stage, halved at each
         following stage, never below ``end``: 8-4-2-1-1-... Stages are the
         model's (see the module docstring), ``groups`` (a stage index per layer)
         or one per layer (``per="layer"``).
-        ``kind="linear"``: rounded linear interpolation from ``start`` to ``end`` over the layers.
+        ``ramp="linear"``: rounded linear interpolation from ``start`` to ``end`` over the layers.
+        (``kind=`` is the deprecated name of ``ramp``.)
 
         Example:
             >>> BitSchedule.decreasing(list("abcde")).w_bits
             [8, 4, 2, 1, 1]
-            >>> BitSchedule.decreasing(list("abcd"), kind="linear").w_bits
+            >>> BitSchedule.decreasing(list("abcd"), ramp="linear").w_bits
             [8, 6, 3, 1]
         """
+        ramp, what = _ramp_argument(ramp, kind, "decreasing")
         names, model = _target(layers)
         start, end = check_bits(start, "start", allow_float=False), check_bits(end, "end", allow_float=False)
         if start < end:
             raise ValueError(f"a decreasing schedule needs start >= end, got start={start}, end={end}")
-        grp = _groups(model, names, per, groups) if kind == "halving" else groups
-        bits = cls._ramp(len(names), start, end, kind, grp)
+        grp = _groups(model, names, per, groups) if ramp == "halving" else groups
+        bits = _ramp(len(names), start, end, ramp, grp, what)
         return cls.from_list(model if model is not None else names, bits, a_bits, weight_mode)
 
     @classmethod
     def increasing(
-        cls, layers, start: int = 1, end: int = 8, kind: str = "halving", a_bits=None,
-        groups: Sequence[int] | None = None, weight_mode: str = "dorefa", per: str = "auto",
+        cls, layers, start: int = 1, end: int = 8, ramp: str = "halving", a_bits=None,
+        groups: Sequence[int] | None = None, weight_mode: str = "dorefa", per: str = "auto", *, kind: str | None = None,
     ) -> "BitSchedule":
-        """The control experiment: the mirror image of ``decreasing``.
+        """The control experiment: the mirror image of ``decreasing`` (same arguments).
 
         Example:
             >>> BitSchedule.increasing(list("abcde")).w_bits
             [1, 1, 2, 4, 8]
         """
+        ramp, what = _ramp_argument(ramp, kind, "increasing")
         names, model = _target(layers)
         start, end = check_bits(start, "start", allow_float=False), check_bits(end, "end", allow_float=False)
         if start > end:
             raise ValueError(f"an increasing schedule needs start <= end, got start={start}, end={end}")
-        grp = _groups(model, names, per, groups) if kind == "halving" else groups
+        grp = _groups(model, names, per, groups) if ramp == "halving" else groups
         rev_groups = None if grp is None else list(grp)[::-1]
-        bits = cls._ramp(len(names), end, start, kind, rev_groups)[::-1]
+        bits = _ramp(len(names), end, start, ramp, rev_groups, what)[::-1]
         return cls.from_list(model if model is not None else names, bits, a_bits, weight_mode)
-
-    @staticmethod
-    def _ramp(n: int, high: int, low: int, kind: str, groups) -> list[int]:
-        if kind == "halving":
-            return _halving(n, high, low, groups)
-        if kind == "linear":
-            if groups is not None:
-                raise ValueError("groups is only used with kind='halving'")
-            return _linear(n, high, low)
-        raise ValueError(f"kind must be 'halving' or 'linear', got {kind!r}")
 
     # -- one-line form ----------------------------------------------------
     @classmethod
@@ -354,13 +316,13 @@ class BitSchedule(Mapping[str, BitSpec]):
         if len(parts) > 2:
             raise ValueError(f"cannot parse schedule {text!r}: expected WEIGHTS or WEIGHTS/INPUTS, "
                              f"found {len(parts) - 1} '/'")
-        w_mode, w_part = _mode(parts[0], WEIGHT_QUANTIZERS, text, "weight")
-        w = _expand(w_part, names, grp, text, "weight")
+        w_mode, w_part = split_mode(parts[0], WEIGHT_QUANTIZERS, text, "weight")
+        w = expand(w_part, names, grp, text, "weight")
         if len(parts) == 2:
-            a_mode, a_part = _mode(parts[1], ACTIVATION_QUANTIZERS, text, "input")
-            a = _expand(a_part, names, grp, text, "input")
+            a_mode, a_part = split_mode(parts[1], ACTIVATION_QUANTIZERS, text, "input")
+            a = expand(a_part, names, grp, text, "input")
         else:
-            a_mode, a = "dorefa", [None] * len(names)
+            a_mode, a = DEFAULT_MODE, [None] * len(names)
         try:
             return cls.from_list(model if model is not None else names, w, a, w_mode, a_mode)
         except ValueError as err:
@@ -381,7 +343,7 @@ class BitSchedule(Mapping[str, BitSpec]):
             raise ValueError("this schedule mixes weight or input modes; use to_dict() to share it")
         w_mode, a_mode = w_modes.pop(), (a_modes.pop() if a_modes else "dorefa")
         groups = _groups(model, self.layers, "auto", None) if model is not None else None
-        text = _compress(self.w_bits, groups)
+        text = compress(self.w_bits, groups)
         if w_mode != "dorefa":
             text = f"{w_mode}:{text}"
         if any(b != FULL_PRECISION for b in self.a_bits):
@@ -395,7 +357,7 @@ class BitSchedule(Mapping[str, BitSpec]):
                 last = next((b for b, n in zip(a_bits, self.layers) if allowed.get(n)), FULL_PRECISION)
                 a_bits = [b if allowed.get(n) else fill.get(g, last)
                           for g, b, n in zip(groups or range(len(a_bits)), a_bits, self.layers)]
-            text += "/" + ("" if a_mode == "dorefa" else f"{a_mode}:") + _compress(a_bits, groups)
+            text += "/" + ("" if a_mode == "dorefa" else f"{a_mode}:") + compress(a_bits, groups)
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -426,67 +388,3 @@ class BitSchedule(Mapping[str, BitSpec]):
                                  "weight_mode, act_mode")
             items.append((name, BitSpec(**entry)))
         return cls(items)
-
-
-def _mode(part: str, registry: Mapping, text: str, what: str) -> tuple[str, str]:
-    part = part.strip()
-    if ":" not in part:
-        return "dorefa", part
-    mode, body = (p.strip() for p in part.split(":", 1))
-    if mode not in registry:
-        raise ValueError(f"unknown {what} mode {mode!r} in {text!r}; allowed: {tuple(registry)}")
-    return mode, body
-
-
-def _expand(part: str, names: list[str], groups: list[int] | None, text: str, what: str) -> list[int]:
-    """Values of a dash form per stage (or layer), of a comma form per layer, as one value per layer."""
-    part = part.strip()
-    if not part:
-        raise ValueError(f"cannot parse schedule {text!r}: the {what} bits are empty")
-    has_dash, has_comma = "-" in part, "," in part
-    if has_dash and has_comma:
-        raise ValueError(f"cannot parse {part!r} in {text!r}: use either '-' (last value held) or ',' (one value per "
-                         "layer), not both")
-    tokens = [t.strip() for t in part.split("," if has_comma else "-")]
-    values = []
-    for tok in tokens:
-        if not _TOKEN.match(tok):
-            raise ValueError(f"cannot parse {what} bit-width token {tok!r} in {text!r}: expected an integer in 1..8 or 32")
-        values.append(check_bits(int(tok), f"{what} bit-width {tok!r} in {text!r}"))
-    n = len(names)
-    if has_comma:
-        if len(values) != n:
-            raise ValueError(f"{text!r} gives {len(values)} comma-separated {what} values for {n} layers; give "
-                             f"exactly {n} or use '-'")
-        return values
-    stage_of = list(range(n)) if groups is None else _renumber(groups)
-    n_units, unit = max(stage_of) + 1, ("stages" if groups is not None else "layers")
-    if len(values) > n_units:
-        raise ValueError(f"{text!r} gives {len(values)} {what} values for only {n_units} {unit}"
-                         + (f" ({n} layers; a comma-separated list gives one value per layer)" if groups else ""))
-    values = values + [values[-1]] * (n_units - len(values))
-    return [values[s] for s in stage_of]
-
-
-def _renumber(groups: Sequence[int]) -> list[int]:
-    """Stage indices 0, 1, 2... in order of first appearance."""
-    ids: dict = {}
-    return [ids.setdefault(g, len(ids)) for g in groups]
-
-
-def _compress(values: list[int], groups: Sequence[int] | None = None) -> str:
-    """Shortest dash form (per stage when ``groups`` is given): drop the tail that repeats the last kept value.
-
-    A stage whose layers differ gets the comma form, one value per layer.
-    """
-    if groups is not None:
-        stage_of, per_stage = _renumber(groups), {}
-        for s, v in zip(stage_of, values):
-            per_stage.setdefault(s, set()).add(v)
-        if any(len(v) > 1 for v in per_stage.values()):
-            return ",".join(str(v) for v in values)
-        values = [next(iter(per_stage[s])) for s in range(len(per_stage))]
-    k = len(values)
-    while k > 1 and values[k - 1] == values[k - 2]:
-        k -= 1
-    return "-".join(str(v) for v in values[:k])
