@@ -1,4 +1,4 @@
-"""One vocabulary for named schedules: what an entry means, its label in words, its kind.
+"""One vocabulary for named schedules: what an entry means, its label in words, its shape.
 
 Everything that names schedules (``compare``, the CLI, the demo, the report,
 the BitAllocator's preset menu, figure legends) resolves entries and labels
@@ -17,12 +17,15 @@ a one-line string
     ``"2"``, ``"8-4-2-1"``, ``"4/4"``, ``"symmetric:2"``... (``BitSchedule.from_string``).
 
 Labels name uniform schedules in words (``uniform 2-bit``, ``ternary``,
-``uniform 4-bit, 4-bit inputs``) and others by their bits (``8-4-2-1``).
-Entries that need data (``"alloc:..."``) are resolved by ``pdbviz.experiment``.
+``uniform 4-bit, 4-bit inputs``) and others by their bits (``8-4-2-1``). A
+schedule's *shape* is the profile of its weight bits over depth (``SHAPES``);
+it is not a module's kind (``WeightKind``). Entries that need data
+(``"alloc:..."``) are resolved by ``pdbviz.experiment``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,24 +34,36 @@ from torch import nn
 from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS
 from .schedule import BitSchedule, input_bits_allowed
 
-KINDS = ("float", "uniform", "decreasing", "increasing", "allocated", "custom")
+#: the shapes of a schedule's weight bits over depth (``allocated``: chosen by a metric under a budget)
+SHAPES = ("float", "uniform", "decreasing", "increasing", "allocated", "custom")
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new} (a schedule's shape, not a module's kind)", DeprecationWarning,
+                  stacklevel=3)
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named schedule: its label, its kind, and how to build it for a model."""
+    """A named schedule: its label, its shape (one of ``SHAPES``), and how to build it for a model."""
 
     label: str
-    kind: str
+    shape: str
     build: Callable[[nn.Module], BitSchedule] | None
     description: str
+
+    @property
+    def kind(self) -> str:
+        """Deprecated name of ``shape``."""
+        _renamed("Preset.kind", "Preset.shape")
+        return self.shape
 
 
 PRESETS: dict[str, Preset] = {
     "float": Preset("float-32", "float", None, "every weight and input at 32 bits"),
     "halving": Preset("8-4-2-1", "decreasing", lambda m: BitSchedule.decreasing(m, 8, 1),
                       "8 bits for the first stage, halved at each following stage down to 1"),
-    "linear": Preset("linear 8→1", "decreasing", lambda m: BitSchedule.decreasing(m, 8, 1, kind="linear"),
+    "linear": Preset("linear 8→1", "decreasing", lambda m: BitSchedule.decreasing(m, 8, 1, ramp="linear"),
                      "8 down to 1 bit by rounded linear steps over the layers"),
     "increasing": Preset("increasing 1→8", "increasing", lambda m: BitSchedule.increasing(m, 1, 8),
                          "the mirror image of 8-4-2-1: the control experiment"),
@@ -57,17 +72,28 @@ PRESETS: dict[str, Preset] = {
 
 @dataclass(frozen=True)
 class NamedSchedule:
-    """An entry resolved for a model: ``entry`` as given, ``label`` in words, ``kind``, and the schedule
-    (None for float)."""
+    """An entry resolved for a model: ``entry`` as given, ``label`` in words, its ``shape`` (one of
+    ``SHAPES``), and the schedule (None for float)."""
 
     entry: str
     label: str
-    kind: str
+    shape: str
     schedule: BitSchedule | None
 
+    @property
+    def kind(self) -> str:
+        """Deprecated name of ``shape``."""
+        _renamed("NamedSchedule.kind", "NamedSchedule.shape")
+        return self.shape
 
-def schedule_kind(schedule: BitSchedule | None) -> str:
-    """``float``, ``uniform``, ``decreasing``, ``increasing`` or ``custom``, from the weight bits."""
+
+def schedule_shape(schedule: BitSchedule | None) -> str:
+    """``float``, ``uniform``, ``decreasing``, ``increasing`` or ``custom``, from the weight bits.
+
+    Example:
+        >>> schedule_shape(BitSchedule.from_list(["a", "b", "c"], [8, 4, 4]))
+        'decreasing'
+    """
     if schedule is None or all(s.is_float for s in schedule.values()):
         return "float"
     w = schedule.w_bits
@@ -92,7 +118,7 @@ def schedule_label(schedule: BitSchedule | None, model: nn.Module | None = None,
         >>> schedule_label(BitSchedule.uniform(["a", "b"], 2, weight_mode="symmetric"))
         'ternary'
     """
-    if schedule_kind(schedule) == "float":
+    if schedule_shape(schedule) == "float":
         return PRESETS["float"].label
     specs = list(schedule.values())
     modes = {s.weight_mode for s in specs}
@@ -121,17 +147,30 @@ def resolve_preset(entry, model: nn.Module) -> NamedSchedule:
     Example:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> named = resolve_preset("increasing", net)
-        >>> named.label, named.kind, named.schedule.w_bits
+        >>> named.label, named.shape, named.schedule.w_bits
         ('increasing 1→8', 'increasing', [2, 4, 8])
     """
     if isinstance(entry, BitSchedule):
-        return NamedSchedule(entry.to_string(model), schedule_label(entry, model), schedule_kind(entry), entry)
+        return NamedSchedule(entry.to_string(model), schedule_label(entry, model), schedule_shape(entry), entry)
     if not isinstance(entry, str):
         raise TypeError(f"each schedule must be a string or a BitSchedule, got {type(entry).__name__}")
     text = entry.strip()
     preset = PRESETS.get(text)
     if preset is not None:
         schedule = preset.build(model) if preset.build is not None else None
-        return NamedSchedule(text, preset.label, preset.kind, schedule)
+        return NamedSchedule(text, preset.label, preset.shape, schedule)
     schedule = BitSchedule.from_string(text, model)
-    return NamedSchedule(text, schedule_label(schedule, model, text), schedule_kind(schedule), schedule)
+    return NamedSchedule(text, schedule_label(schedule, model, text), schedule_shape(schedule), schedule)
+
+
+def schedule_kind(schedule: BitSchedule | None) -> str:
+    """Deprecated name of ``schedule_shape``."""
+    _renamed("schedule_kind", "schedule_shape")
+    return schedule_shape(schedule)
+
+
+def __getattr__(name: str):
+    if name == "KINDS":
+        _renamed("KINDS", "SHAPES")
+        return SHAPES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
