@@ -1,3 +1,5 @@
+import math
+
 import hypothesis.strategies as st
 import numpy as np
 import pytest
@@ -90,7 +92,11 @@ def test_symmetric_levels_zero_and_step(w, bits):
     step = symmetric_step(w, bits)
     codes = q / step
     assert torch.allclose(codes, codes.round(), atol=1e-3) and codes.abs().max() <= m + 1e-3
-    assert torch.all(q[w.abs() < step / 2] == 0)  # an exact zero level
+    if bits == 2:  # TWN: zero exactly where |w| <= 0.7 mean|w|
+        delta = 0.7 * np.abs(w.numpy().astype(np.float64)).mean()
+        assert torch.equal(q == 0, torch.from_numpy(np.abs(w.numpy()) <= delta))
+    else:
+        assert torch.all(q[w.abs() < step / 2] == 0)  # an exact zero level
 
 
 def test_symmetric_two_bits_is_a_ternary_weight_network():
@@ -176,3 +182,128 @@ def test_all_zero_weights_do_not_produce_nan():
     for bits in (1, 2, 4):
         assert torch.isfinite(dorefa_weight(z, bits)).all()
         assert torch.equal(symmetric_weight(z, bits).abs(), z)
+
+
+# -- TWN as published (Li & Liu 2016, arXiv 1605.04711) -----------------------------------------------------------
+def _twn_reference(w: torch.Tensor) -> tuple[float, float]:
+    """Δ = 0.7 E|w| and α = the mean of |w| over {|w| > Δ}, in float64 from the paper's formulas."""
+    a = np.abs(w.numpy().astype(np.float64))
+    delta = 0.7 * a.mean()
+    return delta, a[a > delta].mean()
+
+
+def _weights(name: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    if name == "gaussian":
+        return 0.05 * torch.randn(64, 32, 3, 3, generator=g)
+    if name == "laplace":
+        return torch.distributions.Laplace(0.0, 0.03).sample((5000,))
+    if name == "outliers":  # many small weights and a few large ones: alpha/2 lies far above the threshold
+        small = torch.linspace(-0.1, 0.1, 997)
+        return torch.cat([small, torch.tensor([3.0, -4.0, 5.0])])
+    if name == "one-signed":  # a structured kernel: all positive, a ramp
+        return torch.arange(1, 401, dtype=torch.float32).reshape(20, 20) / 400
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "laplace", "outliers", "one-signed"])
+def test_twn_threshold_scale_and_zero_fraction_are_the_published_ones(name):
+    w = _weights(name)
+    delta, alpha = _twn_reference(w)
+    a = np.abs(w.numpy().astype(np.float64))
+    assert np.abs(a - delta).min() > 1e-9 * delta  # no weight on the threshold: the comparison is unambiguous
+    q = symmetric_weight(w, 2).numpy()
+    zero = q == 0
+    assert zero.mean() == np.mean(a <= delta)  # exactly the weights at or below Δ are zero
+    assert np.array_equal(zero, a <= delta)
+    np.testing.assert_allclose(np.abs(q[~zero]), alpha, rtol=1e-6)  # every other weight is ±α
+    assert np.array_equal(np.sign(q[~zero]), np.sign(w.numpy()[~zero]))
+    assert len(np.unique(q)) == (2 if name == "one-signed" else 3)  # {-α, 0, α}; no negative weight in one-signed
+    assert float(symmetric_step(w, 2)) == pytest.approx(alpha, rel=1e-6)
+
+
+def test_twn_zero_fraction_of_gaussian_weights_is_the_normal_law_at_the_threshold():
+    # |w| <= 0.7 E|w| for w ~ N(0, s²): E|w| = s sqrt(2/pi), so P = erf(0.7 sqrt(2/pi) / sqrt(2)) = erf(0.7 / sqrt(pi))
+    w = torch.randn(200_000, generator=torch.Generator().manual_seed(0))
+    expected = math.erf(0.7 / math.sqrt(math.pi))
+    assert float((symmetric_weight(w, 2) == 0).float().mean()) == pytest.approx(expected, abs=0.004)
+
+
+def test_twn_gradient_is_straight_through_inside_alpha():
+    w = torch.tensor([-2.0, -1.0, -0.2, 0.1, 0.75, 1.2, 2.0], requires_grad=True)
+    q = symmetric_weight(w, 2)
+    _, alpha = _twn_reference(w.detach())
+    g = torch.arange(1.0, 8.0)
+    q.backward(g)
+    assert w.grad.tolist() == torch.where(w.detach().abs() <= alpha, g, torch.zeros_like(g)).tolist()
+
+
+# -- levels and grids against the published formulas --------------------------------------------------------------
+def _uniform(n=100_000, lo=-1.0, hi=1.0, seed=0):
+    return lo + (hi - lo) * torch.rand(n, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
+def test_dorefa_has_2k_levels_on_the_papers_grid(bits):
+    from pdbviz.quant import weight_quantizer
+
+    w = _uniform(seed=bits)
+    q = dorefa_weight(w, bits)
+    values = torch.unique(q).double()
+    n = 2**bits - 1
+    assert len(values) == 2**bits == weight_quantizer("dorefa").levels(bits)
+    a = float(q.abs().max())
+    expected = a * (2 * torch.arange(n + 1, dtype=torch.float64) / n - 1)  # a (2 i / (2^k - 1) - 1), i = 0..n
+    assert torch.allclose(values, expected, rtol=0, atol=1e-6 * a)
+
+
+@pytest.mark.parametrize("mode", ["dorefa", "symmetric"])
+def test_binary_has_two_levels_at_mean_abs(mode):
+    from pdbviz.quant import weight_quantizer
+
+    w = _uniform(1000, seed=1)
+    q = weight_quantizer(mode)(1)(w)
+    s = float(w.abs().mean())
+    assert weight_quantizer(mode).levels(1) == 2
+    assert torch.unique(q).tolist() == pytest.approx([-s, s], rel=1e-6)
+    assert torch.equal(q > 0, w >= 0)
+
+
+@pytest.mark.parametrize("bits", [3, 4, 5, 8])
+def test_symmetric_has_2k_minus_1_levels_with_a_zero(bits):
+    from pdbviz.quant import weight_quantizer
+
+    w = _uniform(seed=bits)
+    q = symmetric_weight(w, bits)
+    m, s = 2 ** (bits - 1) - 1, float(symmetric_step(w, bits))
+    assert len(torch.unique(q)) == 2**bits - 1 == weight_quantizer("symmetric").levels(bits)
+    assert torch.equal(torch.unique(q), torch.arange(-m, m + 1, dtype=torch.float32) * s)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_lsq_has_the_signed_k_bit_grid_of_its_step(bits):
+    from pdbviz.quant import weight_quantizer
+
+    quantizer = weight_quantizer("lsq")(bits)
+    qn, qp = 2 ** (bits - 1), 2 ** (bits - 1) - 1
+    with torch.no_grad():
+        quantizer.step.fill_(0.25)
+        q = quantizer(_uniform(lo=-0.25 * (qn + 2), hi=0.25 * (qp + 2), seed=bits))
+    assert len(torch.unique(q)) == 2**bits == quantizer.levels(bits)
+    assert torch.equal(torch.unique(q), torch.arange(-qn, qp + 1, dtype=torch.float32) * 0.25)
+
+
+@pytest.mark.parametrize("mode", ["dorefa", "pact"])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_activation_quantizers_have_2k_levels_on_their_grid(mode, bits):
+    from pdbviz.quant import activation_quantizer
+
+    quantizer = activation_quantizer(mode)(bits)
+    top = 1.0 if mode == "dorefa" else 6.0  # PACT's clip starts at 6
+    with torch.no_grad():
+        q = quantizer(_uniform(lo=-0.2 * top, hi=1.2 * top, seed=bits))
+    n = 2**bits - 1
+    assert len(torch.unique(q)) == 2**bits == quantizer.levels(bits)
+    assert torch.allclose(torch.unique(q), torch.arange(n + 1) * (top / n), atol=1e-6 * top)
+    grid = quantizer.integer_grid()
+    assert (grid.scale, grid.zero_point, grid.signed, grid.int_range) == (pytest.approx(top / n), 0, False, (0, n))
