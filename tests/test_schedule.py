@@ -42,14 +42,16 @@ def test_uniform_and_list():
 def test_decreasing_halving_linear_and_groups():
     assert BitSchedule.decreasing(LAYERS).w_bits == [8, 4, 2, 1, 1, 1]
     assert BitSchedule.decreasing(LAYERS, start=8, end=2).w_bits == [8, 4, 2, 2, 2, 2]
-    assert BitSchedule.decreasing(LAYERS, kind="linear").w_bits == [8, 7, 5, 4, 2, 1]
+    assert BitSchedule.decreasing(LAYERS, ramp="linear").w_bits == [8, 7, 5, 4, 2, 1]
     # ResNet-style: halve once per stage
     groups = [0, 1, 1, 2, 2, 3]
     assert BitSchedule.decreasing(LAYERS, groups=groups).w_bits == [8, 4, 4, 2, 2, 1]
-    bits = BitSchedule.decreasing(LAYERS, kind="linear").w_bits
+    bits = BitSchedule.decreasing(LAYERS, ramp="linear").w_bits
     assert all(a >= b for a, b in zip(bits, bits[1:]))
-    with pytest.raises(ValueError, match="kind must be 'halving' or 'linear'"):
-        BitSchedule.decreasing(LAYERS, kind="cosine")
+    with pytest.raises(ValueError, match="ramp must be 'halving' or 'linear', got 'cosine'"):
+        BitSchedule.decreasing(LAYERS, ramp="cosine")
+    with pytest.raises(ValueError, match="groups is only used with ramp='halving'"):
+        BitSchedule.decreasing(LAYERS, ramp="linear", groups=groups)
     with pytest.raises(ValueError, match="start >= end"):
         BitSchedule.decreasing(LAYERS, start=2, end=8)
 
@@ -58,7 +60,37 @@ def test_increasing_is_the_mirror_of_decreasing():
     inc = BitSchedule.increasing(LAYERS)
     assert inc.w_bits == [1, 1, 1, 2, 4, 8]
     assert inc.w_bits == BitSchedule.decreasing(LAYERS).w_bits[::-1]
-    assert BitSchedule.increasing(LAYERS, kind="linear").w_bits == [1, 2, 4, 5, 7, 8]
+    assert BitSchedule.increasing(LAYERS, ramp="linear").w_bits == [1, 2, 4, 5, 7, 8]
+
+
+@pytest.mark.parametrize("method", ["decreasing", "increasing"])
+def test_kind_is_the_deprecated_name_of_ramp(method):
+    build = getattr(BitSchedule, method)
+    with pytest.warns(DeprecationWarning, match=rf"BitSchedule.{method}\(kind=...\) is deprecated; use ramp="):
+        assert build(LAYERS, kind="linear") == build(LAYERS, ramp="linear")
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="kind must be 'halving' or 'linear'"):
+        build(LAYERS, kind="cosine")
+
+
+def test_presets_name_a_schedules_shape():
+    from torch import nn
+
+    from pdbviz.quant import presets
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    shapes = [presets.resolve_preset(e, net).shape for e in ("float", "halving", "linear", "increasing", "2", "2-8-4")]
+    assert shapes == ["float", "decreasing", "decreasing", "increasing", "uniform", "custom"]
+    assert set(shapes) <= set(presets.SHAPES)
+    assert presets.schedule_shape(BitSchedule.from_list(LAYERS, [8, 8, 4, 4, 2, 1])) == "decreasing"
+    named = presets.resolve_preset("halving", net)
+    with pytest.warns(DeprecationWarning, match="NamedSchedule.kind is deprecated; use NamedSchedule.shape"):
+        assert named.kind == "decreasing"
+    with pytest.warns(DeprecationWarning, match="use schedule_shape"):
+        assert presets.schedule_kind(named.schedule) == "decreasing"
+    with pytest.warns(DeprecationWarning, match="use SHAPES"):
+        assert presets.KINDS == presets.SHAPES
+    with pytest.warns(DeprecationWarning, match="use Preset.shape"):
+        assert presets.PRESETS["increasing"].kind == "increasing"
 
 
 @pytest.mark.parametrize(
