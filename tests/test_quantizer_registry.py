@@ -148,19 +148,15 @@ def test_a_registered_class_exports_to_qonnx_and_onnx(toy, tmp_path):
     assert np.abs(export.run_onnx(export.to_onnx(q, tmp_path / "toy.onnx").path, x) - ref).max() <= tol
 
 
-def test_registration_checks_the_class():
-    class NoGrid(WeightQuantizer):
-        name = "nogrid"
-
-        @classmethod
-        def levels(cls, bits):
-            return 2
+def test_registration_checks_the_class(tmp_path):
+    class NoLevels(WeightQuantizer):
+        name = "nolevels"
 
         def forward(self, w):
             return w
 
-    with pytest.raises(TypeError, match="NoGrid must define tensor_scale, grid"):
-        register_weight_quantizer(NoGrid)
+    with pytest.raises(TypeError, match="NoLevels must define levels"):
+        register_weight_quantizer(NoLevels)
     with pytest.raises(TypeError, match="WeightQuantizer subclass with a name"):
         register_weight_quantizer(nn.Identity)
 
@@ -170,15 +166,40 @@ def test_registration_checks_the_class():
     with pytest.raises(ValueError, match="'dorefa' is already registered"):
         register_weight_quantizer(Other)
 
-    class NoInputGrid(ActivationQuantizer):
-        name = "nogrid"
+    class NoInput(ActivationQuantizer):
+        name = "noinput"
 
-        def forward(self, x):
-            return x
+    with pytest.raises(TypeError, match="NoInput must define forward"):
+        register_activation_quantizer(NoInput)
+    assert "nolevels" not in WEIGHT_QUANTIZERS and "noinput" not in ACTIVATION_QUANTIZERS
 
-    with pytest.raises(TypeError, match="NoInputGrid must define integer_grid"):
-        register_activation_quantizer(NoInputGrid)
-    assert "nogrid" not in WEIGHT_QUANTIZERS and "nogrid" not in ACTIVATION_QUANTIZERS
+
+class SignOnly(WeightQuantizer):
+    """``sign(w)``, straight-through: a mode for training that states no integer grid."""
+
+    name, label = "signonly", "sign"
+
+    @classmethod
+    def levels(cls, bits):
+        return 2
+
+    def forward(self, w):
+        return w + (torch.where(w >= 0, 1.0, -1.0) - w).detach()
+
+
+def test_a_mode_without_a_grid_trains_but_cannot_be_packed_or_exported(tmp_path, small_cnn):
+    register_weight_quantizer(SignOnly)
+    try:
+        q = pdbviz.quantize(small_cnn, "signonly:2")
+        q(torch.randn(2, 1, 16, 16)).sum().backward()
+        assert small_cnn.conv1.weight.grad is None and q.conv1.parametrizations.weight.original.grad is not None
+        with pytest.raises(NotImplementedError, match="SignOnly states no integer grid: define tensor_scale and grid"):
+            save_packed(q, tmp_path / "m.pdbq")
+        quantizer = q.conv1.parametrizations.weight[0].weight_quantizer
+        with pytest.raises(export.ExportError, match="'signonly' has no integer grid for export: define tensor_scale"):
+            export.weight_grid(quantizer, q.conv1.weight.detach())
+    finally:
+        del WEIGHT_QUANTIZERS["signonly"]
 
 
 def test_deprecated_form_registration_still_applies(monkeypatch):

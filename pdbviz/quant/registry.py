@@ -55,6 +55,9 @@ def check_bits(bits, name: str = "bits", minimum: int = 1, allow_float: bool = T
     raise ValueError(f"{name} must be an integer in {allowed}, got {bits!r}")
 
 
+_NO_GRID = "{} states no integer grid: define tensor_scale and grid to pack or export its weights"
+
+
 def _missing(cls: type, base: type, names: tuple[str, ...]) -> list[str]:
     """The members of ``names`` that no class between ``cls`` and ``base`` (excluded) defines."""
     own = [k for k in cls.__mro__ if k is not base and issubclass(k, base)]
@@ -75,7 +78,8 @@ class WeightQuantizer(nn.Module):
       fixes where the values ``wq`` lie (a step, or the largest value);
     - ``grid(scale)``: the ``IntegerGrid`` of its values at that scale.
 
-    Everything else follows from these: ``integer_grid`` (read by every
+    (A class without the last two trains and evaluates, but cannot be packed
+    or exported.) Everything else follows from these: ``integer_grid`` (read by every
     export format), ``encode``/``decode`` (the codes of a packed file) and
     ``latent`` (a float weight that ``forward`` maps back onto loaded values).
     A quantizer with learned state (a step size) keeps it in parameters or
@@ -103,11 +107,11 @@ class WeightQuantizer(nn.Module):
 
         It is what a packed file stores beside the codes; 0 only for a tensor of zeros.
         """
-        raise NotImplementedError
+        raise NotImplementedError(_NO_GRID.format(type(self).__name__))
 
     def grid(self, scale: float) -> IntegerGrid:
         """The integer grid of this quantizer's values at ``bits`` for the per-tensor ``scale``."""
-        raise NotImplementedError
+        raise NotImplementedError(_NO_GRID.format(type(self).__name__))
 
     def integer_grid(self, wq: torch.Tensor, w: torch.Tensor | None = None) -> IntegerGrid:
         """The integer grid on which the quantized weight ``wq`` (of the float weight ``w``) lies.
@@ -161,10 +165,13 @@ def register_weight_quantizer(cls: type[WeightQuantizer]) -> type[WeightQuantize
         class Ternary(WeightQuantizer):
             name, label, min_bits = "ternary", "ternary", 2
             ...  # forward, levels, tensor_scale, grid
+
+    ``forward`` and ``levels`` are required; without ``tensor_scale`` and
+    ``grid`` the mode trains and evaluates but cannot be packed or exported.
     """
     if not (isinstance(cls, type) and issubclass(cls, WeightQuantizer)) or not cls.name:
         raise TypeError("register_weight_quantizer needs a WeightQuantizer subclass with a name")
-    missing = _missing(cls, WeightQuantizer, ("forward", "levels", "tensor_scale", "grid"))
+    missing = _missing(cls, WeightQuantizer, ("forward", "levels"))
     if missing:
         raise TypeError(f"weight quantizer {cls.__name__} must define {', '.join(missing)}")
     if cls.name in WEIGHT_QUANTIZERS and WEIGHT_QUANTIZERS[cls.name] is not cls:
@@ -192,8 +199,8 @@ class ActivationQuantizer(nn.Module):
 
     A subclass sets ``name``, ``label`` and ``min_bits``, writes its formula in
     its docstring, and implements ``forward(x)`` and ``integer_grid()`` (its
-    grid from its bits and learned state, such as a clip level); ``levels``
-    is ``2^bits`` unless it says otherwise.
+    grid from its bits and learned state, such as a clip level; without it the
+    mode cannot be exported); ``levels`` is ``2^bits`` unless it says otherwise.
     """
 
     name: ClassVar[str] = ""
@@ -211,7 +218,7 @@ class ActivationQuantizer(nn.Module):
 
     def integer_grid(self) -> IntegerGrid:
         """The integer grid of this quantizer's values (its bits and learned state)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} states no integer grid: define integer_grid to export it")
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"
@@ -229,11 +236,11 @@ def register_activation_quantizer(cls: type[ActivationQuantizer]) -> type[Activa
         @register_activation_quantizer
         class Clipped(ActivationQuantizer):
             name, label = "clipped", "clipped"
-            ...  # forward, integer_grid
+            ...  # forward, integer_grid (needed to export)
     """
     if not (isinstance(cls, type) and issubclass(cls, ActivationQuantizer)) or not cls.name:
         raise TypeError("register_activation_quantizer needs an ActivationQuantizer subclass with a name")
-    missing = _missing(cls, ActivationQuantizer, ("forward", "integer_grid"))
+    missing = _missing(cls, ActivationQuantizer, ("forward",))
     if missing:
         raise TypeError(f"activation quantizer {cls.__name__} must define {', '.join(missing)}")
     if cls.name in ACTIVATION_QUANTIZERS and ACTIVATION_QUANTIZERS[cls.name] is not cls:
