@@ -186,10 +186,12 @@ class Estimate:
 
     @property
     def low(self) -> float:
+        """Lower end of the interval (points)."""
         return self.estimate - self.half_width
 
     @property
     def high(self) -> float:
+        """Upper end of the interval (points)."""
         return self.estimate + self.half_width
 
     def mde(self, power: float = POWER, alpha: float = ALPHA) -> float:
@@ -377,3 +379,7 @@ def from_accuracies(accs, n_test: int | None, baseline=None, level: float = LEVE
     df = satterthwaite(terms) if R > 1 or n else math.inf
     comp = Components(seed=seed_var, image=image, resid=0.0)
     return Estimate(float(accs.mean()), math.sqrt(var), df, R, n, "seeds + binomial", comp, level)
+
+
+__all__ = ["ALPHA", "Components", "Estimate", "LEVEL", "POWER", "decode_correct", "encode_correct", "from_accuracies",
+           "paired_difference", "satterthwaite", "t_quantile", "two_way", "two_way_intervals"]
