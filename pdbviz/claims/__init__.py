@@ -236,7 +236,9 @@ def _same(ok: pd.DataFrame, a: str, b: str, strings: dict | None) -> bool:
         return True
     if strings and a in strings and b in strings:
         return strings[a] == strings[b]
-    return bool(ok.w_bits[a] == ok.w_bits[b] and ok.a_bits[a] == ok.a_bits[b])
+    if "w_bits" not in ok.columns:
+        return False
+    return bool(ok.w_bits[a] == ok.w_bits[b] and ok.get("a_bits", ok.w_bits)[a] == ok.get("a_bits", ok.w_bits)[b])
 
 
 def evaluate_claims(table: pd.DataFrame, runs: pd.DataFrame, entries: dict, n_test: int | None,
