@@ -2,6 +2,7 @@
 quantization changes nothing, the verdict, the interaction-aware allocation and the heat map."""
 
 import copy
+import importlib
 import math
 
 import numpy as np
@@ -89,6 +90,20 @@ def test_bits_per_layer_and_layers_left_float(digits, mlp):
     r = interactions(mlp, digits, bits={names[0]: 4, names[1]: 32, names[2]: 1}, n_samples=50)
     assert list(r.singles.layer) == [names[0], names[2]] and list(r.singles.bits) == [4, 1]
     assert len(r.pairs) == 1 and r.pairs.bits_a[0] == 4 and r.pairs.bits_b[0] == 1
+    schedule = pdbviz.BitSchedule.from_list(names, [4, 32, 1])
+    same = interactions(mlp, digits, bits=schedule, n_samples=50)
+    assert same.pairs.interaction[0] == pytest.approx(r.pairs.interaction[0])
+    text = interactions(mlp, digits, bits=schedule.to_string(mlp), n_samples=50)
+    assert list(text.singles.bits) == [4, 1]
+
+
+def test_larger_models_get_the_pairs_of_their_most_sensitive_layers(digits, mlp, monkeypatch):
+    module = importlib.import_module("pdbviz.analysis.interactions")
+    monkeypatch.setattr(module, "ALL_PAIRS_UP_TO", 2)  # the MLP's 3 layers count as a large model
+    monkeypatch.setattr(module, "DEFAULT_TOP_K", 2)
+    r = interactions(mlp, digits, bits=2, n_samples=100)
+    assert len(r.singles) == 3 and len(r.layers) == 2 and len(r.pairs) == 1
+    assert set(r.layers) == set(r.singles.nlargest(2, "increase").layer)
 
 
 @pytest.mark.parametrize("kw, err, match", [
