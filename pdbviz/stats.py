@@ -22,11 +22,12 @@ The unbiased estimate from the two-way table (ANOVA mean squares ``MS``) is::
     V = (MS_seed + MS_image - MS_resid) / (R n)
       = var(seed means) / R + var(image means) / n - MS_resid / (R n)
 
-and the interval is ``mean ± t(df) sqrt(V)`` with Satterthwaite's degrees of
-freedom ``df = V^2 / sum_k (v_k^2 / df_k)`` over the three terms (``R - 1``,
-``n - 1`` and ``(R - 1)(n - 1)`` degrees of freedom): about ``R - 1`` when
-the seeds dominate (a t quantile of 4.30 for three seeds, not 1.96), and
-large when the images do. With one seed the seed term cannot be estimated
+(the residual term alone, ``MS_resid / (R n)``, in the rare case that this is
+not positive). The interval is ``mean ± t(df) sqrt(V)`` with Satterthwaite's
+degrees of freedom ``df = V^2 / sum_k (v_k^2 / df_k)`` over the terms
+(``R - 1``, ``n - 1`` and ``(R - 1)(n - 1)`` degrees of freedom): about
+``R - 1`` when the seeds dominate (a t quantile of 4.30 for three seeds, not
+1.96), and large when the images do. With one seed the seed term cannot be estimated
 and the interval covers the images only.
 
 Without per-image correctness (only each run's accuracy) the fallback is the
@@ -272,14 +273,16 @@ def _anova(y: np.ndarray) -> dict:
     ms_seed = n * ((seed_means - grand[..., None]) ** 2).sum(axis=-1) / (R - 1)
     resid = y - seed_means[..., :, None] - image_means[..., None, :] + grand[..., None, None]
     ms_resid = (resid ** 2).sum(axis=(-2, -1)) / ((R - 1) * (n - 1))
-    var = (ms_seed + ms_image - ms_resid) / (R * n)
-    var = np.where(var > 0, var, ms_resid / (R * n))  # a negative estimate (rare): the residual term alone
-    v = [ms_seed / (R * n), ms_image / (R * n), -ms_resid / (R * n)]
+    # V = (MS_seed + MS_image - MS_resid) / (R n), unbiased; when it is not positive (rare), the residual term
+    # alone, MS_resid / (R n), on its own degrees of freedom
+    neg = ms_seed + ms_image - ms_resid <= 0
+    v = [np.where(neg, 0.0, ms_seed), np.where(neg, 0.0, ms_image), np.where(neg, ms_resid, -ms_resid)]
     d = [R - 1, n - 1, (R - 1) * (n - 1)]
+    total = v[0] + v[1] + v[2]
     denom = sum(vk * vk / dk for vk, dk in zip(v, d))
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.where(denom > 0, (v[0] + v[1] + v[2]) ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
-    return {"mean": grand, "var": var, "df": df, "seed": np.maximum((ms_seed - ms_resid) / n, 0.0),
+        df = np.where(denom > 0, total ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
+    return {"mean": grand, "var": total / (R * n), "df": df, "seed": np.maximum((ms_seed - ms_resid) / n, 0.0),
             "image": np.maximum((ms_image - ms_resid) / R, 0.0), "resid": ms_resid}
 
 

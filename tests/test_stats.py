@@ -78,6 +78,13 @@ def test_two_way_matches_the_anova_formula_and_the_batch_version():
     assert batch["low"][0] == pytest.approx(e.low) and batch["high"][0] == pytest.approx(e.high)
 
 
+def test_a_negative_variance_estimate_falls_back_to_the_residual_term():
+    # seed means and image means all equal: MS_seed = MS_image = 0, MS_resid = 4 * 0.5^2 / 1 (points / 100)
+    e = two_way([[1, 0], [0, 1]])
+    assert e.se == pytest.approx(100 * math.sqrt(1.0 / 4)) and e.df == 1
+    assert e.components == Components(seed=0.0, image=0.0, resid=pytest.approx(1e4))
+
+
 def test_pairing_removes_the_shared_image_difficulty():
     rng = np.random.default_rng(0)
     hard = rng.random(1000) < 0.1  # the same hard images for both schedules
