@@ -327,5 +327,5 @@ def allocate_with_interactions(model: nn.Module, loss: pd.DataFrame, result: Int
     return front.schedule(int(table.point[table.chosen].iloc[0]))
 
 
-__all__ = ["ALL_PAIRS_UP_TO", "DEFAULT_TOP_K", "Interactions", "MIN_Z", "NEARLY", "PAIR_COLUMNS", "allocate_with_interactions",
-           "interaction_correction", "interactions", "rerank_front"]
+__all__ = ["ALL_PAIRS_UP_TO", "DEFAULT_TOP_K", "Interactions", "MIN_Z", "NEARLY", "PAIR_COLUMNS",
+           "allocate_with_interactions", "interaction_correction", "interactions", "rerank_front"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: F401 - the example builds a pairs table
 
 from .figures import _go, _need
 from .theme import apply_theme, resolve_theme
