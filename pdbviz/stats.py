@@ -24,10 +24,15 @@ The unbiased estimate from the two-way table (ANOVA mean squares ``MS``) is::
 
 (the residual term alone, ``MS_resid / (R n)``, in the rare case that this is
 not positive). The interval is ``mean ± t(df) sqrt(V)`` with Satterthwaite's
-degrees of freedom ``df = V^2 / sum_k (v_k^2 / df_k)`` over the terms
-(``R - 1``, ``n - 1`` and ``(R - 1)(n - 1)`` degrees of freedom): about
-``R - 1`` when the seeds dominate (a t quantile of 4.30 for three seeds, not
-1.96), and large when the images do. With one seed the seed term cannot be estimated
+degrees of freedom over the three terms (``R - 1``, ``n - 1`` and ``(R - 1)(n
+- 1)`` degrees of freedom), taken at the mean squares that the non-negative
+components imply (``M_seed = max(MS_seed, MS_resid)``, likewise ``M_image``)::
+
+    df = (M_seed + M_image - MS_resid)^2
+         / (M_seed^2 / (R - 1) + M_image^2 / (n - 1) + MS_resid^2 / ((R - 1)(n - 1)))
+
+about ``R - 1`` when the seeds (or the per-run noise) dominate (a t quantile
+of 4.30 for three seeds, not 1.96), and large when the images do. With one seed the seed term cannot be estimated
 and the interval covers the images only.
 
 Without per-image correctness (only each run's accuracy) the fallback is the
@@ -274,14 +279,13 @@ def _anova(y: np.ndarray) -> dict:
     resid = y - seed_means[..., :, None] - image_means[..., None, :] + grand[..., None, None]
     ms_resid = (resid ** 2).sum(axis=(-2, -1)) / ((R - 1) * (n - 1))
     # V = (MS_seed + MS_image - MS_resid) / (R n), unbiased; when it is not positive (rare), the residual term
-    # alone, MS_resid / (R n), on its own degrees of freedom
-    neg = ms_seed + ms_image - ms_resid <= 0
-    v = [np.where(neg, 0.0, ms_seed), np.where(neg, 0.0, ms_image), np.where(neg, ms_resid, -ms_resid)]
-    d = [R - 1, n - 1, (R - 1) * (n - 1)]
-    total = v[0] + v[1] + v[2]
-    denom = sum(vk * vk / dk for vk, dk in zip(v, d))
+    raw = ms_seed + ms_image - ms_resid
+    total = np.where(raw > 0, raw, ms_resid)
+    # degrees of freedom: Satterthwaite on the mean squares the (non-negative) components imply
+    e_seed, e_image = np.maximum(ms_seed, ms_resid), np.maximum(ms_image, ms_resid)
+    denom = e_seed ** 2 / (R - 1) + e_image ** 2 / (n - 1) + ms_resid ** 2 / ((R - 1) * (n - 1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.where(denom > 0, total ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
+        df = np.where(denom > 0, (e_seed + e_image - ms_resid) ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
     return {"mean": grand, "var": total / (R * n), "df": df, "seed": np.maximum((ms_seed - ms_resid) / n, 0.0),
             "image": np.maximum((ms_image - ms_resid) / R, 0.0), "resid": ms_resid}
 
@@ -302,7 +306,7 @@ def two_way(values, level: float = LEVEL) -> Estimate:
         >>> c = rng.random((3, 450)) < np.where(easy, 0.99, 0.5)
         >>> e = two_way(c)
         >>> round(e.estimate, 2), round(e.low, 2), round(e.high, 2), e.method
-        (92.81, 91.09, 94.54, 'seeds x images')
+        (92.81, 91.01, 94.62, 'seeds x images')
     """
     y = _matrix(values, "values") * 100.0
     R, n = y.shape

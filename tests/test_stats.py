@@ -14,7 +14,9 @@ from pdbviz.stats import (Components, decode_correct, encode_correct, from_accur
 # schedule's own per-image preference, a seed effect shared by both schedules of a seed, each run's own seed
 # effect; every (run, image) adds a unit normal.
 SETTINGS = {"seed-dominated": dict(image=1.5, schedule_image=0.1, shared_seed=0.3, run_seed=0.3),
-            "image-dominated": dict(image=1.5, schedule_image=0.8, shared_seed=0.3, run_seed=0.0)}
+            "image-dominated": dict(image=1.5, schedule_image=0.8, shared_seed=0.3, run_seed=0.0),
+            # no seed or image effect in the difference, only each run's own errors (as in a short comparison)
+            "run-noise-dominated": dict(image=1.5, schedule_image=0.0, shared_seed=0.3, run_seed=0.0)}
 THETA = (1.9, 1.75)  # the two schedules' latent accuracies
 
 
@@ -81,7 +83,8 @@ def test_two_way_matches_the_anova_formula_and_the_batch_version():
 def test_a_negative_variance_estimate_falls_back_to_the_residual_term():
     # seed means and image means all equal: MS_seed = MS_image = 0, MS_resid = 4 * 0.5^2 / 1 (points / 100)
     e = two_way([[1, 0], [0, 1]])
-    assert e.se == pytest.approx(100 * math.sqrt(1.0 / 4)) and e.df == 1
+    assert e.se == pytest.approx(100 * math.sqrt(1.0 / 4))
+    assert e.df == pytest.approx(1 / 3)  # three equal mean squares on 1 degree of freedom each: (3 M)^2 / (27 M^2)
     assert e.components == Components(seed=0.0, image=0.0, resid=pytest.approx(1e4))
 
 
