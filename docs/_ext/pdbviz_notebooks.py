@@ -291,13 +291,30 @@ def execute_notebook(source: Path, target: Path, digest: str, timeout: int = 600
     return seconds
 
 
+#: the cell tag of an exercise's solution in the teaching notebooks.
+SOLUTION_TAG = "solution"
+
+
+def fold_solutions(nb) -> int:
+    """Tag every solution cell of ``nb`` ``hide-input``, so that the page shows its code folded under a
+    toggle, as JupyterLab shows it (its outputs stay visible). Returns the number of cells tagged."""
+    count = 0
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if SOLUTION_TAG in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+            count += 1
+    return count
+
+
 def render_ready(executed: Path, target: Path, modules: dict[str, str]) -> None:
-    """Write ``executed`` to ``target`` with its plotly figures as HTML and its widget state repaired
-    (long widget modules moved into ``modules``)."""
+    """Write ``executed`` to ``target`` with its plotly figures as HTML, its solutions folded and its widget
+    state repaired (long widget modules moved into ``modules``)."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     plotly_outputs_to_html(nb)
+    fold_solutions(nb)
     prune_stale_buffers(nb)
     share_widget_modules(nb, modules)
     text = nbformat.writes(nb)
