@@ -246,3 +246,29 @@ def test_jupyterlab_opens_every_notebook_unmodified_with_its_solutions_folded(ju
                                          f"{stored_python}, the kernel runs {platform.python_version()})")
         assert state["solutions"] >= 2 and state["folded"] == state["solutions"], (name, state)
     assert {p.name: p.read_bytes() for p in work.glob("*.ipynb")} == stored
+
+
+def test_the_docs_gallery_folds_the_solutions_and_nothing_else():
+    import sys
+
+    pytest.importorskip("sphinx")
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    import pdbviz_notebooks
+
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    solutions = [i for i, c in enumerate(nb.cells) if "solution" in c.metadata.get("tags", [])]
+    assert pdbviz_notebooks.fold_solutions(nb) == len(solutions) >= 2
+    assert [i for i, c in enumerate(nb.cells) if "hide-input" in c.metadata.get("tags", [])] == solutions
+    assert pdbviz_notebooks.fold_solutions(nb) == 0  # tagged once
+
+
+def test_the_gallery_gives_each_notebooks_measured_execution_time():
+    import sys
+
+    pytest.importorskip("sphinx")
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    import pdbviz_notebooks
+
+    page = pdbviz_notebooks.gallery_index(NOTEBOOKS[:2], {NOTEBOOKS[0].name: 12.4})
+    assert "*Executed in 12 s when this site was built.*" in page and page.count("Executed in") == 1
+    assert "Executed in" not in pdbviz_notebooks.gallery_index(NOTEBOOKS[:2])
