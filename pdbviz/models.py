@@ -6,7 +6,8 @@ Each model carries a ``ModelInfo`` in ``model.pdbviz_info`` (the protocol of
 ``pdbviz.quant.model_info``): its input shape (so pdbviz finds the forward
 order and the MACs without an example input), its stages (one per layer,
 except ResNet-20's stem, three residual stages and head, so that ``"8-4-2-1"``
-halves per stage as in the thesis), and how it was built (checkpoints rebuild
+halves per stage as in the thesis, and the ViT's patch embedding, blocks and
+head, so that it halves per block), and how it was built (checkpoints rebuild
 it).
 """
 
@@ -21,7 +22,7 @@ from ._checks import did_you_mean
 from .quant.protocol import ModelInfo
 
 #: every name ``build_model`` accepts.
-MODELS = ("mlp", "lenet", "vgg-small", "resnet20")
+MODELS = ("mlp", "lenet", "vgg-small", "resnet20", "vit")
 
 
 def _c(n: int, width: float) -> int:
@@ -160,13 +161,91 @@ class ResNet20(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-_BUILDERS = {"mlp": MLP, "lenet": LeNet, "vgg-small": VGGSmall, "resnet20": ResNet20}
+class Attention(nn.Module):
+    """Multi-head self-attention with its two weights as plain ``nn.Linear`` layers (``qkv``, ``proj``), so that
+    a bit schedule reaches them."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        n, length, dim = x.shape
+        q, k, v = self.qkv(x).view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(n, length, dim))
+
+
+class MLPBlock(nn.Module):
+    """The transformer's feed-forward part: ``fc1``, GELU, ``fc2``."""
+
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(self, dim, heads, hidden):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim), MLPBlock(dim, hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    """A tiny Vision Transformer (Dosovitskiy et al. 2021) for small images, trainable on a CPU in seconds.
+
+    The image is cut into a 4x4 grid of patches (patch side ``min(H, W) // 4``,
+    at least 1) by ``patch``, a convolution whose kernel and stride are the
+    patch side, to 32 x width features; a class token and a learned position
+    embedding are added; four pre-norm blocks of two-head self-attention and
+    an MLP (hidden size twice the width) follow; ``head`` classifies the class
+    token after a final LayerNorm. Quantizable, in order: ``patch``; per block
+    ``blocks.B.attn.qkv``, ``blocks.B.attn.proj``, ``blocks.B.mlp.fc1``,
+    ``blocks.B.mlp.fc2``; ``head``. Its ``pdbviz_info`` declares the patch
+    embedding, each block and the head as stages, so ``"8-4-2-1"`` halves the
+    bits per block.
+    """
+
+    def __init__(self, input_shape, num_classes, width=1.0, depth=4, heads=2):
+        super().__init__()
+        c, h, w = input_shape
+        dim = heads * max(1, int(round(16 * width)))
+        side = max(1, min(h, w) // 4)
+        self.patch = nn.Conv2d(c, dim, side, side)
+        tokens = (h // side) * (w // side)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
+        self.blocks = nn.Sequential(*[Block(dim, heads, 2 * dim) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
+        x = self.blocks(x)
+        return self.head(self.norm(x[:, 0]))
+
+
+_BUILDERS = {"mlp": MLP, "lenet": LeNet, "vgg-small": VGGSmall, "resnet20": ResNet20, "vit": TinyViT}
 
 
 def _stages(model: nn.Module, name: str) -> dict[str, int]:
-    """Stage of each weight-bearing child: ResNet-20's stem, stages and head; one per layer otherwise."""
+    """Stage of each weight-bearing child: ResNet-20's stem, stages and head; the ViT's patch embedding, blocks
+    and head; one per layer otherwise."""
     if name == "resnet20":
         return {"conv1": 0, "stage1": 1, "stage2": 2, "stage3": 3, "fc": 4}
+    if name == "vit":
+        depth = len(model.blocks)
+        return {"patch": 0, **{f"blocks.{b}": b + 1 for b in range(depth)}, "head": depth + 1}
     layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     return {n: i for i, n in enumerate(layers)}
 
@@ -176,11 +255,13 @@ def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 1
     """Build a model of the zoo.
 
     Args:
-        name: ``"mlp"``, ``"lenet"`` (default), ``"vgg-small"`` or ``"resnet20"``.
+        name: ``"mlp"``, ``"lenet"`` (default), ``"vgg-small"``, ``"resnet20"`` or ``"vit"`` (a tiny
+            Vision Transformer, four blocks).
         input_shape: ``(C, H, W)`` of one image, e.g. ``data.input_shape``; the
             MLP also takes ``(features,)`` for tabular data.
         num_classes: number of outputs.
-        width: channel / unit multiplier (``resnet20`` with ``width=4`` is the x4 wide one).
+        width: channel / unit multiplier (``resnet20`` with ``width=4`` is the x4 wide one; the ViT's
+            width is 32 x ``width`` features per token).
         seed: seed of the initial weights (``None``: torch's global generator).
 
     Example:
@@ -189,6 +270,9 @@ def build_model(name: str = "lenet", input_shape=(1, 8, 8), num_classes: int = 1
         torch.Size([2, 10])
         >>> build_model("mlp", (30,), 2)(torch.zeros(4, 30)).shape
         torch.Size([4, 2])
+        >>> vit = build_model("vit", (1, 8, 8), 10)
+        >>> vit(torch.zeros(2, 1, 8, 8)).shape, vit.pdbviz_info.stage_of("blocks.2.mlp.fc1")
+        (torch.Size([2, 10]), 3)
     """
     if not isinstance(name, str) or name.lower() not in _BUILDERS:
         raise ValueError(f"unknown model name {name!r}; available: {', '.join(MODELS)}.{did_you_mean(name, MODELS)}")

@@ -30,7 +30,8 @@ def test_forward_shapes(name, shape):
     stages = pdbviz.quant.protocol.stage_indices(m, layers)
     assert len(stages) == len(layers) and stages[0] == 0
     assert m.pdbviz_info.input_shape == shape and m.pdbviz_info.config["name"] == name
-    expected = 5 if name == "resnet20" else len(layers)  # ResNet-20: stem, three stages, head
+    # ResNet-20: stem, three stages, head; the ViT: patch embedding, four blocks, head
+    expected = {"resnet20": 5, "vit": 6}.get(name, len(layers))
     assert len(set(stages)) == expected
 
 
@@ -42,6 +43,21 @@ def test_documented_layer_orders():
     r = quantizable_layers(build_model("resnet20", (3, 32, 32)))
     assert len(r) == 22 and r[0] == "conv1" and r[-1] == "fc"
     assert r.index("stage2.0.shortcut.0") == r.index("stage2.0.conv2") + 1
+    v = quantizable_layers(build_model("vit"))
+    assert len(v) == 18 and v[0] == "patch" and v[-1] == "head"
+    assert v[1:5] == ["blocks.0.attn.qkv", "blocks.0.attn.proj", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2"]
+
+
+def test_vit_schedules_give_one_value_per_block():
+    m = build_model("vit", (1, 8, 8), 10)
+    w = BitSchedule.from_string("8-4-2-1", m).w_bits
+    assert w[0] == 8 and w[1:5] == [4] * 4 and w[5:9] == [2] * 4 and w[9:] == [1] * 9
+    with pytest.raises(ValueError, match="for only 6 stages"):  # patch, four blocks, head
+        BitSchedule.from_string("8-8-8-8-8-8-8", m)
+    q = quantize(m, "8-4-2-1")
+    x = torch.randn(4, 1, 8, 8)
+    assert q(x).shape == (4, 10) and not torch.equal(q(x), m(x))
+    assert torch.equal(quantize(m, "32")(x), m(x))  # 32 bits: the float layers, bit for bit
 
 
 def test_vgg_small_parameter_counts_and_8421_average_bits():

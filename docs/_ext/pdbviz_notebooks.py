@@ -21,7 +21,8 @@ Everything a rendered page needs is served from the site itself:
 
 The raw executed notebook is kept in ``_build/.executed`` and reused while the
 notebook and the package's sources are unchanged (``PDBVIZ_DOCS_EXECUTE=force``
-executes every notebook again).
+executes every notebook again); the gallery page gives each notebook's execution
+time from that run. Solution cells (tag ``solution``) are shown folded.
 """
 
 from __future__ import annotations
@@ -291,13 +292,30 @@ def execute_notebook(source: Path, target: Path, digest: str, timeout: int = 600
     return seconds
 
 
+#: the cell tag of an exercise's solution in the teaching notebooks.
+SOLUTION_TAG = "solution"
+
+
+def fold_solutions(nb) -> int:
+    """Tag every solution cell of ``nb`` ``hide-input``, so that the page shows its code folded under a
+    toggle, as JupyterLab shows it (its outputs stay visible). Returns the number of cells tagged."""
+    count = 0
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if SOLUTION_TAG in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+            count += 1
+    return count
+
+
 def render_ready(executed: Path, target: Path, modules: dict[str, str]) -> None:
-    """Write ``executed`` to ``target`` with its plotly figures as HTML and its widget state repaired
-    (long widget modules moved into ``modules``)."""
+    """Write ``executed`` to ``target`` with its plotly figures as HTML, its solutions folded and its widget
+    state repaired (long widget modules moved into ``modules``)."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     plotly_outputs_to_html(nb)
+    fold_solutions(nb)
     prune_stale_buffers(nb)
     share_widget_modules(nb, modules)
     text = nbformat.writes(nb)
@@ -317,9 +335,12 @@ def _first_markdown(nb) -> tuple[str, str]:
     return "", ""
 
 
-def gallery_index(notebooks: list[Path]) -> str:
-    """The gallery page: one entry per notebook with its title and first paragraph."""
+def gallery_index(notebooks: list[Path], seconds: dict[str, float] | None = None) -> str:
+    """The gallery page: one entry per notebook with its title and first paragraph, and how long it took to
+    execute when the site was built (``seconds``, by notebook file name, where known)."""
     import nbformat
+
+    seconds = seconds or {}
 
     lines = ["# Notebook gallery", "",
              "The teaching notebooks, executed when this site was built: the figures are interactive and the "
@@ -329,6 +350,8 @@ def gallery_index(notebooks: list[Path]) -> str:
     for path in notebooks:
         title, intro = _first_markdown(nbformat.read(path, as_version=4))
         lines += [f"## [{title or path.stem}]({path.stem}.ipynb)", "", intro, ""]
+        if path.name in seconds:
+            lines += [f"*Executed in {seconds[path.name]:.0f} s when this site was built.*", ""]
     lines += ["```{toctree}", ":hidden:", ""] + [f"{p.stem}" for p in notebooks] + ["```", ""]
     return "\n".join(lines)
 
@@ -348,6 +371,7 @@ def build_gallery(app: Sphinx) -> None:
         if stale.name not in wanted:
             stale.unlink() if stale.is_file() else shutil.rmtree(stale)
     modules: dict[str, str] = {}
+    seconds: dict[str, float] = {}
     for source in sources:
         executed = cache / source.name
         digest = _source_digest(source, root / "pdbviz")
@@ -356,16 +380,19 @@ def build_gallery(app: Sphinx) -> None:
             meta = json.loads(executed.read_text(encoding="utf-8")).get("metadata", {}).get("pdbviz_docs", {})
         if force or meta.get("digest") != digest:
             logger.info(f"notebook {source.name}: executing ...")
-            seconds = execute_notebook(source, executed, digest, timeout=app.config.pdbviz_notebook_timeout)
-            logger.info(f"notebook {source.name}: executed in {seconds:.0f} s")
+            seconds[source.name] = execute_notebook(source, executed, digest,
+                                                    timeout=app.config.pdbviz_notebook_timeout)
+            logger.info(f"notebook {source.name}: executed in {seconds[source.name]:.0f} s")
         else:
             logger.info(f"notebook {source.name}: unchanged, reusing the run of {meta.get('seconds')} s")
+            if isinstance(meta.get("seconds"), (int, float)):
+                seconds[source.name] = float(meta["seconds"])
         render_ready(executed, gallery / source.name, modules)
     script = Path(app.confdir) / "_vendor" / "widget-modules.js"
     text = widget_modules_script(modules)
     if not script.is_file() or script.read_text(encoding="utf-8") != text:
         script.write_text(text, encoding="utf-8")
-    index = gallery_index(sources)
+    index = gallery_index(sources, seconds)
     path = gallery / "index.md"
     if not path.is_file() or path.read_text(encoding="utf-8") != index:
         path.write_text(index, encoding="utf-8")
