@@ -14,7 +14,7 @@ import torch
 
 from .cka import linear_cka
 from .hessian import hutchinson
-from .registry import Context, LocalBatch, NetworkBatch, register_metric
+from .registry import SENSITIVITY_METRICS, Context, LocalBatch, NetworkBatch, register_metric
 from .sensitivity import layer_sensitivity
 
 _SEP_COST = "difficulty d (1/J, 1 - accuracy or (1 - s)/2, scaled to max 1) times 4^-w + 4^-a"
@@ -143,3 +143,6 @@ register_metric("loss_increase", scope="network", higher="more sensitive",
                 reference="one-layer ablation of the loss", to_cost=_positive,
                 batch=lambda b: (float(b.loss(b.z64, b.y)), float(b.loss(b.zq, b.y))),
                 value=lambda s, n: (sum(q for _, q in s) - sum(f for f, _ in s)) / n)
+
+#: the metrics registered above, in order.
+BUILTIN_METRICS = tuple(SENSITIVITY_METRICS)

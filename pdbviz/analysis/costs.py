@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..quant.quantizers import FULL_PRECISION, check_bits
-from .allocate import difficulty
+from .separability_allocation import difficulty
 from .metrics import check_metric_names, get_metric
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 from torch import nn
 
 from ..quant import activation_quantizer
-from . import builtin_metrics  # noqa: F401  (registers the built-in metrics)
+from .builtin_metrics import BUILTIN_METRICS  # importing it registers them
 from ._passes import Plan, run_passes
 from ._prepare import check_bit_list, check_positive_int, prepared
 from .registry import (METRIC_INFO, SENSITIVITY_METRICS, Context, MetricInfo, check_metric_names, get_metric,
@@ -146,3 +146,7 @@ def _frame(rows: list[dict], metrics: tuple[str, ...]) -> pd.DataFrame:
     frame["_o"] = frame.operand.map({"weight": 0, "input": 1}).fillna(-1)
     frame = frame.sort_values(["_m", "_o", "depth", "bits"], kind="stable").drop(columns=["_m", "_o"])
     return frame.reset_index(drop=True)
+
+
+__all__ = ["BUILTIN_METRICS", "COLUMNS", "METRICS", "METRIC_INFO", "SENSITIVITY_METRICS", "MetricInfo", "check_metric_names", "get_metric",
+           "metric_info", "register_metric", "sensitivity_metrics", "unregister_metric"]
