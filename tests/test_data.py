@@ -134,3 +134,14 @@ def test_cifar_loader_refuses_arbitrary_pickles(tmp_path):
         pickle.dump({b"data": Evil(), b"labels": [0]}, fh)
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
         load_dataset("cifar10", root=tmp_path)
+
+
+def test_data_modules_import_no_circle():
+    """split <- core <- named <- convert: each module imports only those before it (function-level imports too)."""
+    import grimp
+
+    graph = grimp.build_graph("pdbviz")
+    modules = graph.find_descendants("pdbviz.data")
+    circles = [(a, b) for a in modules for b in graph.find_modules_directly_imported_by(a)
+               if b in modules and graph.find_shortest_chain(importer=b, imported=a)]
+    assert circles == []
