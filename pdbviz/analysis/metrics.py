@@ -148,5 +148,6 @@ def _frame(rows: list[dict], metrics: tuple[str, ...]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-__all__ = ["BUILTIN_METRICS", "COLUMNS", "METRICS", "METRIC_INFO", "SENSITIVITY_METRICS", "MetricInfo", "check_metric_names", "get_metric",
-           "metric_info", "register_metric", "sensitivity_metrics", "unregister_metric"]
+__all__ = ["BUILTIN_METRICS", "COLUMNS", "METRICS", "METRIC_INFO", "SENSITIVITY_METRICS", "MetricInfo",
+           "check_metric_names", "get_metric", "metric_info", "register_metric", "sensitivity_metrics",
+           "unregister_metric"]

@@ -29,9 +29,6 @@ import torch
 
 from .._checks import check_xy
 
-#: what a split can hold
-KINDS = ("tensors", "dataset", "loader")
-
 
 def input_tensor(x, what: str = "inputs") -> torch.Tensor:
     """``x`` (a tensor, numpy array or PIL image, or a batch of them) as a tensor of a dtype models take.
