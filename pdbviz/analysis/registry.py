@@ -175,7 +175,7 @@ class _Names(Sequence):
         return name in _METRICS
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, (tuple, list, _Names)) and tuple(self) == tuple(other)
+        return isinstance(other, (tuple, _Names)) and tuple(self) == tuple(other)
 
     def __hash__(self) -> int:
         return hash(tuple(self))
