@@ -19,6 +19,7 @@ Per batch:
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -181,11 +182,9 @@ def run_passes(model: nn.Module, X: torch.Tensor, y: torch.Tensor, plan: Plan, d
 
 def _float_pass(model, xb, yb, plan: Plan, modules, copy):
     record = Record(modules, copy) if modules else None
-    calls = _Calls(plan.targets, record)  # the targets' pre-hooks run before the record's: their starts are right
-    if record is not None:
-        record.attach()
+    calls = _Calls(plan.targets, record)  # a target's pre-hook runs before its forward is recorded: starts are right
     try:
-        with torch.set_grad_enabled(plan.needs_grad):
+        with torch.set_grad_enabled(plan.needs_grad), record or contextlib.nullcontext():
             z = select_output(model(xb), plan.output)
             grads = None
             if plan.needs_grad:
@@ -193,8 +192,6 @@ def _float_pass(model, xb, yb, plan: Plan, modules, copy):
                 grads = torch.autograd.grad(loss_sum(z, yb, plan.loss), ys, allow_unused=True)
     finally:
         calls.remove()
-        if record is not None:
-            record.detach()
     return calls, record, z.detach(), grads
 
 

@@ -63,38 +63,54 @@ class Event:
     pure: bool = True
 
 
-class Record:
-    """Hooks on ``modules`` that record every call of one forward pass (see the module docstring); the outputs of
-    the calls in ``copy`` are copied."""
+class _Patched:
+    """Replaces the ``forward`` of each module by ``wrap(module, forward)`` while active (direct calls of
+    ``module.forward`` are seen too, not only those through ``module(...)``)."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.modules = modules
+        self._saved: dict = {}
+
+    def __enter__(self):
+        for m in self.modules:
+            self._saved[m] = m.__dict__.get("forward")
+            m.forward = self.wrap(m, m.forward)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for m, saved in self._saved.items():
+            if saved is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = saved
+        self._saved.clear()
+
+    def wrap(self, m: nn.Module, forward):
+        raise NotImplementedError
+
+
+class Record(_Patched):
+    """While active, records every module call of one forward pass (see the module docstring); the outputs of the
+    calls in ``copy`` are copied."""
 
     def __init__(self, modules: list[nn.Module], copy: set[int]):
-        self.modules, self.copy = modules, copy
+        super().__init__(modules)
+        self.copy = copy
         self.events: list[Event] = []
-        self._open: list[int] = []
-        self._handles: list = []
 
-    def attach(self) -> None:
-        for m in self.modules:
-            self._handles.append(m.register_forward_pre_hook(self._enter, with_kwargs=True))
-            self._handles.append(m.register_forward_hook(self._exit, with_kwargs=True))
-
-    def detach(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def _enter(self, module, args, kwargs):
-        self._open.append(len(self.events))
-        self.events.append(Event(module, [(t, t._version) for t in _tensors((args, kwargs))]))
-
-    def _exit(self, module, _args, _kwargs, out):
-        k = self._open.pop()
-        e = self.events[k]
-        e.pure = all(t._version == v for t, v in e.inputs)
-        e.inputs = None
-        e.output = cloned(out) if k in self.copy else detached(out)
-        e.versions = tuple(t._version for t in _tensors(e.output))
-        e.end = len(self.events)
+    def wrap(self, m: nn.Module, forward):
+        def recorded(*args, **kwargs):
+            k = len(self.events)
+            e = Event(m, [(t, t._version) for t in _tensors((args, kwargs))])
+            self.events.append(e)
+            out = forward(*args, **kwargs)
+            e.pure = all(t._version == v for t, v in e.inputs)
+            e.inputs = None
+            e.output = cloned(out) if k in self.copy else detached(out)
+            e.versions = _versions(e.output)
+            e.end = len(self.events)
+            return out
+        return recorded
 
     def changed(self) -> set[int]:
         """The calls (not copied) whose outputs were changed in place after they returned."""
@@ -106,29 +122,15 @@ def _versions(tree) -> tuple:
     return tuple(t._version for t in _tensors(tree))
 
 
-class Replay:
+class Replay(_Patched):
     """While active, each module of the record answers from it the calls that end before ``start`` (see the module
     docstring)."""
 
     def __init__(self, record: Record):
+        super().__init__(record.modules)
         self.record, self.start, self.i, self.handed = record, 0, 0, []
-        self._saved: dict = {}
 
-    def __enter__(self) -> "Replay":
-        for m in self.record.modules:
-            self._saved[m] = m.__dict__.get("forward")
-            m.forward = self._forward(m, m.forward)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for m, saved in self._saved.items():
-            if saved is None:
-                m.__dict__.pop("forward", None)
-            else:
-                m.forward = saved
-        self._saved.clear()
-
-    def _forward(self, m: nn.Module, forward):
+    def wrap(self, m: nn.Module, forward):
         def replayed(*args, **kwargs):
             i = self.i
             if i < self.start:
