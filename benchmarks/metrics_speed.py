@@ -1,6 +1,7 @@
 """Speed of every sensitivity metric on ResNet-20 (3x32x32 inputs, 512 samples), all layers and bit-widths.
 
 Run: python benchmarks/metrics_speed.py [--samples 512] [--threads 2] [--inputs] [--only hawq kl ...]
+The network-level metrics alone: --only sqnr kl ablation loss_increase
 
 The model has random weights with BatchNorm statistics re-estimated on the
 random inputs (so that activations have sane scales); the data are random
@@ -9,6 +10,11 @@ not depend on what the weights learned. Each metric is timed alone, by one
 call of ``sensitivity_metrics(model, data, metrics=[m], bits=(1, 2, 4, 8))``
 (so a metric that shares a pass with others pays for that pass alone), then
 all of them in one call. ``--inputs`` adds input rows at 2, 4 and 8 bits.
+
+Each line gives the wall-clock seconds and the process's CPU seconds (user and
+system, all threads): on a machine shared with other jobs the wall clock
+stretches, the CPU time much less, so compare CPU times between two versions
+run on the same machine (and a version against another in alternation).
 """
 
 from __future__ import annotations
@@ -41,14 +47,11 @@ def main() -> None:
     print(f"pdbviz {pdbviz.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; ResNet-20, "
           f"{n_layers} layers, {args.samples} samples, weight bits (1, 2, 4, 8), input bits {a_bits or 'none'}")
     sensitivity_metrics(model, (X[:64], y[:64]), metrics="kl", bits=(2,), n_samples=None)  # warm-up
-    print(f"{'metric':<15}{'seconds':>9}{'rows':>7}")
-    for m in args.only:
-        t = time.perf_counter()
-        frame = sensitivity_metrics(model, (X, y), metrics=[m], bits=(1, 2, 4, 8), a_bits=a_bits, n_samples=None)
-        print(f"{m:<15}{time.perf_counter() - t:>9.2f}{len(frame):>7}", flush=True)
-    t = time.perf_counter()
-    frame = sensitivity_metrics(model, (X, y), metrics=args.only, bits=(1, 2, 4, 8), a_bits=a_bits, n_samples=None)
-    print(f"{'all together':<15}{time.perf_counter() - t:>9.2f}{len(frame):>7}")
+    print(f"{'metric':<15}{'seconds':>9}{'cpu s':>9}{'rows':>7}")
+    for label, metrics in [*((m, [m]) for m in args.only), ("all together", args.only)]:
+        t, c = time.perf_counter(), time.process_time()
+        frame = sensitivity_metrics(model, (X, y), metrics=metrics, bits=(1, 2, 4, 8), a_bits=a_bits, n_samples=None)
+        print(f"{label:<15}{time.perf_counter() - t:>9.2f}{time.process_time() - c:>9.2f}{len(frame):>7}", flush=True)
 
 
 if __name__ == "__main__":

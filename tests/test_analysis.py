@@ -188,3 +188,24 @@ def test_allocation_follows_separability_and_budgets(trained):
         allocate_bits(prof, model, 2, metric="knn")
     with pytest.raises(ValueError, match="no 'fisher' value for layers"):
         allocate_bits(prof.iloc[:2], model, 2)
+
+
+def _circles(package: str) -> list[tuple[str, str]]:
+    """Pairs of modules of ``package`` that import each other, directly or through others (function-level imports
+    included)."""
+    import grimp
+
+    graph = grimp.build_graph("pdbviz")
+    modules = graph.find_descendants(package)
+    return sorted((a, b) for a in modules for b in graph.find_modules_directly_imported_by(a)
+                  if b in modules and graph.find_shortest_chain(importer=b, imported=a))
+
+
+def test_analysis_modules_import_no_circle_and_names_have_one_meaning():
+    assert _circles("pdbviz.analysis") == []
+    import pdbviz.analysis as analysis
+
+    assert callable(analysis.allocate) and analysis.allocate is pdbviz.allocate  # a function, not a module
+    assert analysis.SEPARABILITY_MEASURES == ("fisher", "probe", "knn", "silhouette") == analysis.METRICS
+    assert set(analysis.SEPARABILITY_MEASURES) < set(analysis.SENSITIVITY_METRICS)
+    assert analysis.nondominated.__module__ == analysis.pareto_front.__module__

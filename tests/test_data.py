@@ -134,3 +134,26 @@ def test_cifar_loader_refuses_arbitrary_pickles(tmp_path):
         pickle.dump({b"data": Evil(), b"labels": [0]}, fh)
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
         load_dataset("cifar10", root=tmp_path)
+
+
+def test_data_modules_import_no_circle():
+    """split <- core <- named <- convert: each module imports only those before it (function-level imports too)."""
+    import grimp
+
+    graph = grimp.build_graph("pdbviz")
+    modules = graph.find_descendants("pdbviz.data")
+    circles = [(a, b) for a in modules for b in graph.find_modules_directly_imported_by(a)
+               if b in modules and graph.find_shortest_chain(importer=b, imported=a)]
+    assert circles == []
+
+
+def test_data_constructors_take_data_and_leave_names_to_as_data():
+    import numpy as np
+
+    from pdbviz.data import Data, as_data
+
+    d = Data.from_numpy(np.random.rand(20, 3), np.arange(20) % 2, test_size=0.25)
+    assert d.input_shape == (3,) and len(d.test) == 5
+    with pytest.raises(TypeError, match="dataset name .*'digits'.* as_data or load_dataset"):
+        Data.from_dataset("digits")
+    assert as_data("digits").name == "digits"

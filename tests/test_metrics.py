@@ -11,8 +11,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import pdbviz
-from pdbviz.analysis import (METRIC_INFO, SENSITIVITY_METRICS, cka_profile, hessian_trace, layer_sensitivity,
-                             linear_cka, metric_info, quantized_at_scale, sensitivity_metrics, separability_profile)
+from pdbviz.analysis import (METRIC_INFO, SENSITIVITY_METRICS, allocate, cka_profile, hessian_trace, layer_sensitivity,
+                             linear_cka, metric_cost, metric_info, pareto_front, predicted_loss, quantized_at_scale,
+                             register_metric, sensitivity_metrics, separability_profile, unregister_metric)
 from pdbviz.quant import activation_quantizer
 from pdbviz.quant.protocol import ModelInfo
 
@@ -181,6 +182,130 @@ def test_network_metrics_equal_a_quantized_copy():
             assert _value(frame, "ablation", layer, operand, bits) == pytest.approx(drop, abs=1e-12)
             assert _value(frame, "loss_increase", layer, operand, bits) == pytest.approx(inc, rel=1e-5, abs=1e-9)
     assert net.training is False and net.fc1.weight.grad is None  # the model is left as it was
+
+
+class InPlaceBlocks(nn.Module):
+    """Convolutions with the in-place patterns of torchvision's ResNets (ReLU(inplace=True), ``out += identity``),
+    and a module that changes its own input in place before the caller reads that input again (called through its
+    ``forward``, as some models call their blocks)."""
+
+    class Shift(nn.Module):
+        def forward(self, x):
+            return x.add_(0.25)
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.relu = nn.ReLU(inplace=True)
+        self.shift = self.Shift()
+        self.conv3 = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Linear(4, 3)
+        self.pdbviz_info = ModelInfo(input_shape=(2, 6, 6))
+
+    def forward(self, x):
+        h = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(h))
+        out += h
+        out = self.relu(out)
+        s = self.shift.forward(out)  # changes out in place
+        return self.head((self.conv3(s) + out).mean((2, 3)))
+
+
+def _in_place_net():
+    torch.manual_seed(0)
+    net = InPlaceBlocks()
+    X = torch.randn(60, 2, 6, 6)
+    y = torch.randint(0, 3, (60,))
+    for m in (net.bn1, net.bn2):
+        m.momentum = None
+    net.train()
+    with torch.no_grad():
+        net(X.clone())
+    return net.eval(), X, y
+
+
+def test_network_metrics_copy_recorded_outputs_only_when_in_place_ops_change_them(monkeypatch):
+    """Values equal a quantized copy's; outputs are copied only when later code changes them in place."""
+    import pdbviz.analysis._record as record
+
+    copies = []
+    real = record.cloned
+    monkeypatch.setattr(record, "cloned", lambda tree: copies.append(1) or real(tree))
+    metrics = ["sqnr", "kl", "ablation", "loss_increase"]
+    plain = pdbviz.build_model("resnet20", (3, 8, 8), 3, width=0.25)  # no in-place operation
+    Xp, yp = torch.randn(24, 3, 8, 8), torch.randint(0, 3, (24,))
+    frame = sensitivity_metrics(plain, (Xp, yp), metrics=metrics, bits=(2,), layers=["stage2.0.conv2", "fc"],
+                                n_samples=None, batch_size=12)
+    assert copies == [] and len(frame) == 8
+    net, X, y = _in_place_net()
+    frame = sensitivity_metrics(net, (X.clone(), y), metrics=metrics, bits=(1, 3), a_bits=(2,), n_samples=None,
+                                batch_size=30)
+    assert copies  # the outputs that ReLU(inplace=True), += and the shift change are copied
+    halves = [slice(0, 30), slice(30, 60)]  # the reference takes the same batches (float32 sums depend on them)
+    with torch.no_grad():
+        z = torch.cat([net(X[h].clone()) for h in halves]).double()
+    p = F.log_softmax(z, 1)
+    for layer in ("conv1", "conv2", "conv3", "head"):
+        for operand, bits in [("weight", 1), ("weight", 3), ("input", 2)]:
+            if operand == "input" and layer == "conv1":
+                continue
+            zq = torch.cat([_by_hand(net, X[h].clone(), y, layer, operand, bits) for h in halves]).double()
+            sqnr = 10 * math.log10(float((z ** 2).sum() / ((z - zq) ** 2).sum()))
+            kl = float((p.exp() * (p - F.log_softmax(zq, 1))).sum(1).mean())
+            drop = float((z.argmax(1) == y).double().mean() - (zq.argmax(1) == y).double().mean())
+            inc = float(F.cross_entropy(zq, y) - F.cross_entropy(z, y))
+            assert _value(frame, "sqnr", layer, operand, bits) == pytest.approx(sqnr, abs=1e-6)
+            assert _value(frame, "kl", layer, operand, bits) == pytest.approx(kl, rel=1e-6, abs=1e-12)
+            assert _value(frame, "ablation", layer, operand, bits) == pytest.approx(drop, abs=1e-12)
+            assert _value(frame, "loss_increase", layer, operand, bits) == pytest.approx(inc, rel=1e-5, abs=1e-9)
+
+
+def test_a_registered_metric_reaches_sensitivity_metrics_predicted_loss_and_the_front():
+    """Two toy metrics, registered here and nowhere else: a network one and a local one."""
+    net, X, y = _trained_residual()
+    register_metric("logit_l1", scope="network", higher="more sensitive", formula="mean sum |z - z_b|",
+                    cost="twice the value", reference="a test", to_cost=lambda v: 2 * v,
+                    batch=lambda b: float((b.z64 - b.zq).abs().sum()), value=lambda s, n: sum(s) / n)
+    register_metric("delta_energy", scope="local", higher="more sensitive", formula="mean sum (Y - Y_b)^2",
+                    cost="the value", reference="a test", to_cost=lambda v: v,
+                    batch=lambda b: float(b.D.double().pow(2).sum()), value=lambda s, n: sum(s) / n)
+    try:
+        assert {"logit_l1", "delta_energy"} <= set(SENSITIVITY_METRICS) and "logit_l1" in METRIC_INFO
+        assert metric_info().set_index("name").loc["delta_energy", "scope"] == "local"
+        frame = sensitivity_metrics(net, (X, y), metrics=["logit_l1", "delta_energy", "kl"], bits=(1, 4),
+                                    n_samples=None, batch_size=50)
+        with torch.no_grad():
+            z = net(X)
+            h = net.relu(net.bn1(net.fc1(X)))
+        for layer in ("fc1", "fc2", "head"):
+            for bits in (1, 4):
+                zq = _by_hand(net, X, y, layer, "weight", bits)
+                want = float((z.double() - zq.double()).abs().sum(1).mean())
+                assert _value(frame, "logit_l1", layer, "weight", bits) == pytest.approx(want, rel=1e-6)
+        W = net.fc2.weight.detach()
+        D = h @ (W - quantized_at_scale(W, 4)).T
+        assert _value(frame, "delta_energy", "fc2", "weight", 4) == pytest.approx(float(D.pow(2).sum(1).mean()),
+                                                                                rel=1e-5)
+        assert metric_cost("logit_l1", [0.5]).tolist() == [1.0]
+        loss = predicted_loss(frame, "logit_l1", w_bits=(1, 4))
+        by_layer = loss.set_index(["layer", "w_bits"]).loss
+        assert by_layer[("fc2", 4)] == pytest.approx(2 * _value(frame, "logit_l1", "fc2", "weight", 4))
+        front = pareto_front(net, loss)
+        assert front.table.loss.iloc[-1] == pytest.approx(sum(by_layer[(n, 4)] for n in ("fc1", "fc2", "head")))
+        assert allocate(net, loss, 4).w_bits == [4, 4, 4]
+    finally:
+        unregister_metric("logit_l1")
+        unregister_metric("delta_energy")
+    assert "logit_l1" not in SENSITIVITY_METRICS
+    with pytest.raises(ValueError, match="unknown metric 'logit_l1'"):
+        predicted_loss(frame, "logit_l1")
+    with pytest.raises(ValueError, match="a metric 'kl' is registered already"):
+        register_metric("kl", scope="network", higher="more sensitive", formula="", cost="", reference="",
+                        to_cost=abs, batch=abs, value=abs)
+    with pytest.raises(TypeError, match="needs callables batch"):
+        register_metric("nothing", scope="local", higher="more sensitive", formula="", cost="", reference="",
+                        to_cost=abs)
 
 
 def test_output_error_and_cka_of_a_last_layer_by_formula():

@@ -1,29 +1,41 @@
-"""Layer-wise separability and sensitivity analysis, and bit allocation on the exact front."""
+"""Layer-wise separability and sensitivity analysis, and bit allocation on the exact front.
 
-from .allocate import allocate_bits, average_bits, difficulty, parse_budget
+Two families of measures, two names: ``SEPARABILITY_MEASURES`` (how separable
+a layer's input is: the columns of ``separability_profile``) and
+``SENSITIVITY_METRICS`` (every registered measure of ``sensitivity_metrics``,
+the separability ones included; ``register_metric`` adds one). ``METRICS`` is
+the older name of ``SEPARABILITY_MEASURES``.
+"""
+
+from ..quant import recalibrate_batchnorm
+from .budgets import parse_budget, parse_budgets
 from .cka import cka_profile, linear_cka
 from .costs import interpolate_cost, metric_cost, predicted_loss
 from .embed import EmbeddingCache, default_cache, embed_features, embed_layers, is_umap_warm, procrustes_align, warm_up_umap
 from .features import collect_features
-from .front import Front, allocate, pareto_front, parse_budgets
+from .front import Front, allocate, nondominated, pareto_front
 from .hessian import hessian_trace
-from ..quant import recalibrate_batchnorm
-from .metrics import METRIC_INFO, MetricInfo, metric_info, sensitivity_metrics
-from .metrics import METRICS as _SENSITIVITY_METRICS
-from .pareto import nondominated
+from .metrics import (METRIC_INFO, SENSITIVITY_METRICS, MetricInfo, metric_info, register_metric, sensitivity_metrics,
+                      unregister_metric)
+from .registry import LocalBatch, NetworkBatch
 from .sensitivity import layer_sensitivity, quantization_error, quantization_noise, quantized_at_scale, sqnr_db
-from .separability import METRICS, fisher_score, knn_accuracy, linear_probe_accuracy, separability_profile, silhouette
+from .separability import (SEPARABILITY_MEASURES, fisher_score, knn_accuracy, linear_probe_accuracy,
+                           separability_profile, silhouette)
+from .separability_allocation import allocate_bits, average_bits, difficulty
 
-#: the names of every sensitivity measure of ``sensitivity_metrics`` (``METRICS`` holds the separability ones).
-SENSITIVITY_METRICS = _SENSITIVITY_METRICS
+#: the older name of ``SEPARABILITY_MEASURES`` (the separability measures of ``separability_profile``).
+METRICS = SEPARABILITY_MEASURES
 
 __all__ = [
     "METRICS",
     "METRIC_INFO",
     "SENSITIVITY_METRICS",
+    "SEPARABILITY_MEASURES",
     "EmbeddingCache",
     "Front",
+    "LocalBatch",
     "MetricInfo",
+    "NetworkBatch",
     "allocate",
     "allocate_bits",
     "average_bits",
@@ -53,9 +65,11 @@ __all__ = [
     "quantization_noise",
     "quantized_at_scale",
     "recalibrate_batchnorm",
+    "register_metric",
     "sensitivity_metrics",
     "separability_profile",
     "silhouette",
     "sqnr_db",
+    "unregister_metric",
     "warm_up_umap",
 ]

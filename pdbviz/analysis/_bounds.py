@@ -27,9 +27,9 @@ above the best incumbent within every budget (branch and bound).
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
-from .pareto import nondominated
+import numpy as np
 
 _FACTORS = (1 / 4, 1.0, 4.0)
 _BLOCKS = 16
@@ -40,14 +40,15 @@ _REL = 1e-9  # an incumbent must beat the bound by more than rounding: sums in a
 class Bounds:
     """The staircases ``R_l`` for a few ``lambda`` per budget, and the incumbents (see the module docstring)."""
 
-    def __init__(self, costs: list, losses: list, wbits: list, limits: np.ndarray, monotone: bool):
+    def __init__(self, costs: list, losses: list, wbits: list, limits: np.ndarray, monotone: bool,
+                 nondominated: Callable[[np.ndarray], np.ndarray]):
         self.L = len(costs)
         self.cap, self.limits = limits[0], limits[1:]
         self.lambdas = _lambdas(costs, losses, self.limits)
         self.fronts = []  # per lambda: L + 1 staircases (costs ascending, values descending)
         inc_c, inc_f = [], []
         for lam in self.lambdas:
-            fronts, complete = _backward(costs, losses, wbits, lam, limits, monotone)
+            fronts, complete = _backward(costs, losses, wbits, lam, limits, monotone, nondominated)
             self.fronts.append(fronts)
             inc_c.append(complete[0])
             inc_f.append(complete[1])
@@ -112,7 +113,7 @@ def _lambdas(costs: list, losses: list, limits: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _backward(costs, losses, wbits, lam, limits, monotone):
+def _backward(costs, losses, wbits, lam, limits, monotone, nondominated):
     """Staircases of ``loss + lam . b`` against the primary cost for every suffix of the layers, and the complete
     allocations found that meet every budget, as ``(primary costs, losses)``."""
     L = len(costs)

@@ -1,34 +1,37 @@
-"""The passes behind the sensitivity metrics: one float forward (and backward) per batch, then one layer at a time
-quantized, by swapping a tensor's value rather than copying the model.
+"""The passes behind the local and network sensitivity metrics: one float forward (and backward) per batch, then one
+layer at a time quantized, by swapping a tensor's value rather than copying the model.
 
 Per batch:
 
 1. *Float pass.* The model runs once in eval mode. Hooks keep, for every target layer, its arguments and its
-   output ``Y`` (first call only); with the output-error score, one backward pass of the summed cross-entropy gives
-   every ``dL/dY`` at once. With network metrics, the output of every leaf module is kept (cloned) in call order.
+   output ``Y`` (first call only); when a local metric needs it, one backward pass of the summed loss gives every
+   ``dL/dY`` at once. With network metrics, every module call's output is kept, in call order (``_record``).
 2. *Local scores.* For each layer and bit-width, the layer alone is recomputed on its recorded arguments with the
    quantized weight (or input): ``D = Y - Y_q``. Convolutions (``groups=1``) and linear layers are linear in their
    weight, so ``D = layer(x, W - W_b)`` for every ``b`` comes from one call with the weight deltas stacked along the
-   output channels.
+   output channels. Each registered local metric turns ``(Y, D)`` into a per-batch summary.
 3. *Network scores.* For each layer and bit-width the model runs again with that one change (the weight through
-   ``torch.func.functional_call``, the input through a pre-hook). Leaf-module calls made before the layer's first call
-   cannot depend on it, so they return their recorded outputs: only the rest of the network is recomputed.
+   ``torch.func.functional_call``, the input through a pre-hook). A module call that ended before the changed
+   layer's first call cannot depend on it, so it returns its recorded output without running (a whole residual
+   block at once): only the rest of the network is recomputed. Each registered network metric turns the float
+   and the quantized logits into a per-batch summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils._pytree import tree_leaves, tree_map
 
 from ..inference import loss_sum, select_output
+from ._record import InPlaceChange, Record, Replay, detached, first_tensor
 from .features import _reduce
+from .registry import LocalBatch, Metric, NetworkBatch
 
 Key = tuple[str, str, int]  # (layer, "weight" | "input", bits)
 
@@ -47,19 +50,23 @@ class Target:
 
 @dataclass
 class Plan:
-    """What to compute: per layer, the quantized weights ``[(bits, W_b)]`` and input quantizers ``[(bits, q)]``."""
+    """What to compute: per layer, the quantized weights ``[(bits, W_b)]`` and input quantizers ``[(bits, q)]``, and
+    the registered local and network metrics to score them by."""
 
     targets: list[Target]
     weights: dict[str, list[tuple[int, torch.Tensor]]]
     inputs: dict[str, list[tuple[int, Callable]]]
-    output_error: bool = False
-    cka: bool = False
-    network: bool = False
+    local: list[Metric] = field(default_factory=list)
+    network: list[Metric] = field(default_factory=list)
     batch_size: int = 128
     output: object = None
     max_dim: int = 512
     seed: int = 0
     loss: object = None
+
+    @property
+    def needs_grad(self) -> bool:
+        return any(m.needs_grad for m in self.local)
 
     def changes(self, name: str) -> list[tuple[str, int, object]]:
         return [("weight", b, w) for b, w in self.weights.get(name, [])] + \
@@ -68,34 +75,13 @@ class Plan:
 
 @dataclass
 class Results:
-    """Sums over the samples; ``finish`` in ``metrics`` turns them into metric values."""
+    """Per ``(metric, key)`` the per-batch summaries, and the number of samples; ``value`` finishes a metric."""
 
     n: int = 0
-    output_error: dict = field(default_factory=lambda: defaultdict(float))
-    float_features: dict = field(default_factory=lambda: defaultdict(list))
-    features: dict = field(default_factory=lambda: defaultdict(list))
-    signal: float = 0.0
-    float_correct: int = 0
-    float_loss: float = 0.0
-    noise: dict = field(default_factory=lambda: defaultdict(float))
-    kl: dict = field(default_factory=lambda: defaultdict(float))
-    correct: dict = field(default_factory=lambda: defaultdict(int))
-    loss: dict = field(default_factory=lambda: defaultdict(float))
+    summaries: dict = field(default_factory=lambda: defaultdict(list))
 
-
-def _first_tensor(out) -> torch.Tensor:
-    for leaf in tree_leaves(out):
-        if isinstance(leaf, torch.Tensor):
-            return leaf
-    raise TypeError(f"a layer returned no tensor ({type(out).__name__})")
-
-
-def _detached(tree):
-    return tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, tree)
-
-
-def _cloned(tree):
-    return tree_map(lambda t: t.detach().clone() if isinstance(t, torch.Tensor) else t, tree)
+    def value(self, metric: Metric, key: Key) -> float:
+        return metric.value(self.summaries[(metric.name, key)], self.n)
 
 
 def quantize_slots(args: tuple, kwargs: dict, slots: Iterable, q: Callable) -> tuple[tuple, dict]:
@@ -131,33 +117,30 @@ def _weight_deltas(t: Target, args: tuple, kwargs: dict, Y: torch.Tensor, weight
     if plain and type(m) is nn.Linear:
         stacked = torch.cat([W - w for w in weights])
         return list(F.linear(x, stacked).chunk(len(weights), dim=-1))
-    return [Y - _first_tensor(torch.func.functional_call(m, {t.pname: w}, args, kwargs)) for w in weights]
+    return [Y - first_tensor(torch.func.functional_call(m, {t.pname: w}, args, kwargs)) for w in weights]
 
 
-class _Recorder:
-    """Hooks of the float pass: each target's first call (arguments, output, where it starts among the leaf calls)
-    and, when asked, every leaf module's output in call order."""
+class _Calls:
+    """Hooks of the float pass on the target layers: each one's first call (arguments, output) and where it starts
+    among the recorded module calls."""
 
-    def __init__(self, model: nn.Module, targets: list[Target], leaves: list[nn.Module] | None):
+    def __init__(self, targets: list[Target], record: Record | None):
         self.calls: dict[str, tuple] = {}
         self.starts: dict[str, int] = {}
-        self.outputs: list[tuple[nn.Module, object]] = []
         self.handles = []
         for t in targets:
-            self.handles.append(t.module.register_forward_pre_hook(self._pre(t.name), with_kwargs=True))
+            self.handles.append(t.module.register_forward_pre_hook(self._pre(t.name, record), with_kwargs=True))
             self.handles.append(t.module.register_forward_hook(self._post(t.name), with_kwargs=True))
-        for m in leaves or ():
-            self.handles.append(m.register_forward_hook(lambda mod, _a, out: self.outputs.append((mod, _cloned(out)))))
 
-    def _pre(self, name):
+    def _pre(self, name, record):
         def hook(_m, _args, _kwargs):
-            self.starts.setdefault(name, len(self.outputs))
+            self.starts.setdefault(name, len(record.events) if record is not None else 0)
         return hook
 
     def _post(self, name):
         def hook(_m, args, kwargs, out):
             if name not in self.calls:
-                self.calls[name] = (args, kwargs, _first_tensor(out))
+                self.calls[name] = (args, kwargs, first_tensor(out))
         return hook
 
     def remove(self):
@@ -165,126 +148,117 @@ class _Recorder:
             h.remove()
 
 
-class _Replay:
-    """Leaf modules answer from the float pass's record until the changed layer starts, then compute."""
-
-    def __init__(self, leaves: list[nn.Module]):
-        self.leaves, self.record, self.start, self.i = leaves, [], 0, 0
-
-    def __enter__(self):
-        for m in self.leaves:
-            m.forward = self._forward(m, type(m).forward)
-        return self
-
-    def __exit__(self, *exc):
-        for m in self.leaves:
-            m.__dict__.pop("forward", None)
-
-    def _forward(self, m, forward):
-        def replayed(*args, **kwargs):
-            i, self.i = self.i, self.i + 1
-            if i < self.start:
-                mod, out = self.record[i]
-                if mod is not m:
-                    raise RuntimeError("the model called its modules in another order on the same batch; the "
-                                       "network metrics need a deterministic forward pass")
-                return _cloned(out)
-            return forward(m, *args, **kwargs)
-        return replayed
-
-    def reset(self, start: int, record: list) -> None:
-        """The next forward pass answers its first ``start`` leaf calls from ``record``."""
-        self.start, self.i, self.record = start, 0, record
-
-
 def run_passes(model: nn.Module, X: torch.Tensor, y: torch.Tensor, plan: Plan, device) -> Results:
     """Run the float pass, the local scores and the network scores over ``(X, y)`` in batches (see the module
     docstring); ``model`` must be in eval mode on ``device``."""
     res = Results()
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())] if plan.network else None
+    modules = list(model.modules()) if plan.network else []
+    copy: set[int] = set()  # module calls whose outputs later code changes in place: those are copied
     sketches: dict = {}
     for i in range(0, len(X), plan.batch_size):
         xb, yb = X[i:i + plan.batch_size].to(device), y[i:i + plan.batch_size].to(device)
+        network: dict = {}
+        while True:
+            calls, record, z, grads = _float_pass(model, xb, yb, plan, modules, copy)
+            if record is not None and record.changed():
+                copy |= record.changed()
+                continue
+            if not plan.network:
+                break
+            try:
+                network = _network(model, xb, yb, z, plan, calls, record)
+            except InPlaceChange as change:  # a forward pass changed in place what the float pass did not
+                copy |= change.indices
+                continue
+            break
         res.n += len(xb)
-        rec = _Recorder(model, plan.targets, leaves)
-        try:
-            with torch.set_grad_enabled(plan.output_error):
-                z = select_output(model(xb), plan.output)
-                grads = None
-                if plan.output_error:
-                    ys = [rec.calls[t.name][2] for t in plan.targets]
-                    grads = torch.autograd.grad(loss_sum(z, yb, plan.loss), ys, allow_unused=True)
-        finally:
-            rec.remove()
-        z = z.detach()
         with torch.no_grad():
-            if plan.output_error or plan.cka:
-                _local(plan, rec, grads, res, sketches)
-            if plan.network:
-                _network(model, xb, yb, z, plan, rec, leaves, res)
+            if plan.local:
+                _local(plan, calls, grads, res, sketches)
+        for k, v in network.items():
+            res.summaries[k].append(v)
     return res
 
 
-def _local(plan: Plan, rec: _Recorder, grads, res: Results, sketches: dict) -> None:
+def _float_pass(model, xb, yb, plan: Plan, modules, copy):
+    record = Record(modules, copy) if modules else None
+    calls = _Calls(plan.targets, record)  # a target's pre-hook runs before its forward is recorded: starts are right
+    try:
+        with torch.set_grad_enabled(plan.needs_grad), record or contextlib.nullcontext():
+            z = select_output(model(xb), plan.output)
+            grads = None
+            if plan.needs_grad:
+                ys = [calls.calls[t.name][2] for t in plan.targets]
+                grads = torch.autograd.grad(loss_sum(z, yb, plan.loss), ys, allow_unused=True)
+    finally:
+        calls.remove()
+    return calls, record, z.detach(), grads
+
+
+def _local(plan: Plan, calls: _Calls, grads, res: Results, sketches: dict) -> None:
     for j, t in enumerate(plan.targets):
-        args, kwargs, Y = rec.calls[t.name]
-        args, kwargs, Y = _detached(args), _detached(kwargs), Y.detach()
-        g2 = None if grads is None else (grads[j].detach().pow(2) if grads[j] is not None else torch.zeros_like(Y))
-        reduce = (lambda a: _reduce(a.float(), "auto", plan.max_dim, not isinstance(t.module, nn.modules.conv._ConvNd),
-                                    sketches, t.name, plan.seed).double().cpu())
-        if plan.cka:
-            res.float_features[t.name].append(reduce(Y))
+        args, kwargs, Y = calls.calls[t.name]
+        args, kwargs, Y = detached(args), detached(kwargs), Y.detach()
+        g2 = None
+        if grads is not None:
+            g2 = grads[j].detach().pow(2) if grads[j] is not None else torch.zeros_like(Y)
+        features = _features(t, Y, plan, sketches)
         changes = plan.weights.get(t.name, [])
         deltas = _weight_deltas(t, args, kwargs, Y, [w for _, w in changes]) if changes else []
-        for (b, _), D in zip(changes, deltas):
-            _score(res, (t.name, "weight", b), Y, D, g2, reduce if plan.cka else None)
+        scored = [((t.name, "weight", b), D) for (b, _), D in zip(changes, deltas)]
         for b, q in plan.inputs.get(t.name, []):
             a2, k2 = quantize_slots(args, kwargs, t.slots, q)
-            D = Y - _first_tensor(t.module(*a2, **k2))
-            _score(res, (t.name, "input", b), Y, D, g2, reduce if plan.cka else None)
+            scored.append(((t.name, "input", b), Y - first_tensor(t.module(*a2, **k2))))
+        for key, D in scored:
+            for m in plan.local:
+                batch = LocalBatch(Y, D, g2 if m.needs_grad else None, features)
+                res.summaries[(m.name, key)].append(m.batch(batch))
 
 
-def _score(res: Results, key: Key, Y, D, g2, reduce) -> None:
-    if g2 is not None:
-        res.output_error[key] += float((g2 * D.pow(2)).sum(dtype=torch.float64))
-    if reduce is not None:
-        res.features[key].append(reduce(Y - D))
+def _features(t: Target, Y: torch.Tensor, plan: Plan, sketches: dict) -> Callable:
+    """Pooled features of an output of ``t`` (those of ``Y`` computed once)."""
+    channels_last = not isinstance(t.module, nn.modules.conv._ConvNd)
+    cache: list = []
+
+    def features(a: torch.Tensor) -> torch.Tensor:
+        if a is Y and cache:
+            return cache[0]
+        out = _reduce(a.float(), "auto", plan.max_dim, channels_last, sketches, t.name, plan.seed).double().cpu()
+        if a is Y:
+            cache.append(out)
+        return out
+    return features
 
 
-def _network(model, xb, yb, z, plan: Plan, rec: _Recorder, leaves, res: Results) -> None:
+def _network(model, xb, yb, z, plan: Plan, calls: _Calls, record: Record) -> dict:
+    """Per ``(metric, key)`` the batch's summary (computed in full before any is kept: a pass that meets an in-place
+    change the float pass did not make raises ``InPlaceChange``, and the batch is run again)."""
+    out: dict = {}
     z64 = z.double()
     logp = F.log_softmax(z64, 1)
-    res.signal += float(z64.pow(2).sum())
-    res.float_correct += int((z.argmax(1) == yb).sum())
-    res.float_loss += float(loss_sum(z64, yb, plan.loss))
+    loss = lambda logits, labels: loss_sum(logits, labels, plan.loss)  # noqa: E731
     params = dict(model.named_parameters(remove_duplicate=False))
-    with _Replay(leaves) as replay:
+    with torch.no_grad(), Replay(record) as replay:
         for t in plan.targets:
-            start = rec.starts[t.name]
+            start = calls.starts[t.name]
             name = f"{t.path}.{t.pname}" if t.path else t.pname
             for operand, b, change in plan.changes(t.name):
-                replay.reset(start, rec.outputs)
+                replay.reset(start)
                 if operand == "weight":
                     if name not in params:
                         raise ValueError(f"layer {t.name!r}: its weight is not a parameter {name!r} of the model")
-                    out = torch.func.functional_call(model, {name: change}, (xb,))
+                    result = torch.func.functional_call(model, {name: change}, (xb,))
                 else:
                     h = t.module.register_forward_pre_hook(
                         lambda _m, a, k, q=change, s=t.slots: quantize_slots(a, k, s, q), with_kwargs=True)
                     try:
-                        out = model(xb)
+                        result = model(xb)
                     finally:
                         h.remove()
-                zq = select_output(out, plan.output).double()
-                _network_stats(res, (t.name, operand, b), z64, logp, zq, yb, plan.loss)
+                replay.check()
+                zq = select_output(result, plan.output).double()
+                batch = NetworkBatch(z, z64, logp, zq, yb, loss)
+                for m in plan.network:
+                    out[(m.name, (t.name, operand, b))] = m.batch(batch)
+    return out
 
-
-def _network_stats(res: Results, key: Key, z64, logp, zq, yb, loss) -> None:
-    res.noise[key] += float((z64 - zq).pow(2).sum())
-    res.kl[key] += float((logp.exp() * (logp - F.log_softmax(zq, 1))).sum())
-    res.correct[key] += int((zq.argmax(1) == yb).sum())
-    res.loss[key] += float(loss_sum(zq, yb, loss))
-
-
-def features_matrix(chunks: list[torch.Tensor]) -> np.ndarray:
-    return torch.cat(chunks).numpy()

@@ -1,7 +1,8 @@
 """From a sensitivity measure to a predicted loss per (layer, weight bits, input bits), the allocator's input.
 
 Every measure becomes a cost that grows with sensitivity, per layer and
-operand (``METRIC_INFO[m].cost`` says how):
+operand: its registration's ``to_cost`` (``METRIC_INFO[m].cost`` says how).
+The built-in ones:
 
 =================  ==================================================
 ``hawq``           ``Omega / 2``: HAWQ's second-order loss increase
@@ -34,19 +35,12 @@ import numpy as np
 import pandas as pd
 
 from ..quant.quantizers import FULL_PRECISION, check_bits
-from .allocate import difficulty
-from .metrics import check_metric_names
-from .separability import METRICS as SEPARABILITY
+from .separability_allocation import difficulty
+from .metrics import check_metric_names, get_metric
 
-_CONVERT = {
-    "hawq": lambda v: v / 2,
-    "output_error": lambda v: v / 2,
-    "kl": lambda v: v,
-    "loss_increase": lambda v: np.maximum(v, 0.0),
-    "ablation": lambda v: np.maximum(v, 0.0),
-    "sqnr": lambda v: np.power(10.0, -np.asarray(v, dtype=float) / 10),
-    "cka": lambda v: np.maximum(1.0 - np.asarray(v, dtype=float), 0.0),
-}
+
+def _separability(metric: str) -> bool:
+    return get_metric(metric).scope == "separability"
 
 
 def metric_cost(metric: str, values) -> np.ndarray:
@@ -57,10 +51,10 @@ def metric_cost(metric: str, values) -> np.ndarray:
         [0.1, 0.01]
     """
     (metric,) = check_metric_names(metric)
-    if metric in SEPARABILITY:
+    if _separability(metric):
         raise ValueError(f"metric {metric!r} is bit-independent: its cost is the difficulty times the noise "
                          "power, see predicted_loss")
-    return np.asarray(_CONVERT[metric](np.asarray(values, dtype=float)), dtype=float)
+    return np.asarray(get_metric(metric).to_cost(np.asarray(values, dtype=float)), dtype=float)
 
 
 def interpolate_cost(measured: dict[int, float], bits: int) -> float:
@@ -117,7 +111,7 @@ def predicted_loss(frame: pd.DataFrame, metric: str, w_bits: Sequence[int] = tup
     a_bits = sorted({check_bits(b, "a_bits") for b in a_bits})
     if not w_bits or not a_bits:
         raise ValueError("w_bits and a_bits must each hold at least one bit-width")
-    if metric in SEPARABILITY:
+    if _separability(metric):
         values = _separability_values(frame, metric)
     else:
         values = _per_bit_values(frame, metric)
@@ -129,7 +123,7 @@ def predicted_loss(frame: pd.DataFrame, metric: str, w_bits: Sequence[int] = tup
     if not values:
         raise ValueError(f"the frame has no {metric!r} rows")
     rows = []
-    if metric in SEPARABILITY:
+    if _separability(metric):
         d = difficulty(list(values.values()), metric)
         noise = {b: 0.0 if b == FULL_PRECISION else 4.0 ** -b for b in set(w_bits) | set(a_bits)}
         for name, dl in zip(values, d):

@@ -19,7 +19,7 @@ The algorithm: dynamic programming over the layers in forward order. A state
 is a partial allocation summarised by its costs, its loss and (monotone) its
 last weight bit-width; after each layer only states that no other state with
 the same last bit-width beats in every cost and the loss survive
-(``pareto.nondominated``), and states that cannot meet a budget even with the
+(``nondominated``), and states that cannot meet a budget even with the
 cheapest choices of the remaining layers are dropped. A discarded state can
 never lead to a better allocation than the state that beats it, since the
 same choices extend both, so the front is exact; the tests check it against
@@ -28,7 +28,6 @@ brute force on random instances.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,12 +36,13 @@ import pandas as pd
 from torch import nn
 
 from ..quant import BitSchedule, BitSpec, discover
-from ..quant.quantizers import FULL_PRECISION, check_bits
-from .pareto import nondominated
+from ..quant.quantizers import check_bits
+from ._bounds import Bounds
+from ._choices import build_problem
+from .budgets import RESOURCE, parse_budgets
 
 PRIMARY = ("memory", "bops", "latency")
 _TOL = 1e-12
-_RESOURCE = {"bits": "memory", "kib": "memory", "bops": "bops", "latency": "latency"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Front:
     def index(self, budget=None) -> int:
         """The point with the least predicted loss whose primary cost meets ``budget`` (default: the front's)."""
         limits = parse_budgets(budget if budget is not None else self.budget)
-        keys = [k for k in limits if _RESOURCE[k] == self.primary]
+        keys = [k for k in limits if RESOURCE[k] == self.primary]
         if not keys:
             raise ValueError(f"budget must limit the front's primary cost ({self.primary!r}: "
                              f"{_UNITS[self.primary]}), got {budget if budget is not None else self.budget!r}")
@@ -123,40 +123,6 @@ def _describe(primary: str, value: float, total_params: float) -> str:
     if primary == "memory":
         return f"{value / total_params:g} average bits ({value / 8192:.2f} KiB)"
     return f"{value:g} {'BOPs' if primary == 'bops' else 'latency'}"
-
-
-def parse_budgets(budget) -> dict[str, float]:
-    """Budgets as ``{"bits" | "kib" | "bops" | "latency": value}``.
-
-    Accepts a number (average weight bits), a string (``"1.5 bits"``,
-    ``"40 KiB"``, ``"2e8 BOPs"``, ``"1.5 GBOPs"``), a mapping with those keys,
-    or a list of any of them; None or ``{}`` is no budget.
-
-    Example:
-        >>> parse_budgets(["40 KiB", {"bops": 1e9}])
-        {'kib': 40.0, 'bops': 1000000000.0}
-    """
-    from .allocate import parse_budget
-
-    if budget is None:
-        return {}
-    if isinstance(budget, Mapping):
-        out = {}
-        for key, value in budget.items():
-            if key not in _RESOURCE:
-                raise ValueError(f"budget keys must be among {tuple(_RESOURCE)}, got {key!r}")
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
-                    not math.isfinite(value) or value <= 0:
-                raise ValueError(f"budget {key!r} must be a positive number, got {value!r}")
-            out[key] = float(value)
-        return out
-    if isinstance(budget, (list, tuple)):
-        out = {}
-        for item in budget:
-            out.update(parse_budgets(item))
-        return out
-    kind, value = parse_budget(budget)
-    return {kind: value}
 
 
 def _check_table(table, name: str, value: str) -> pd.DataFrame:
@@ -205,8 +171,6 @@ def pareto_front(model: nn.Module, loss: pd.DataFrame, primary: str = "memory", 
         >>> pareto_front(net, loss).table[["avg_bits", "loss"]].values.tolist()
         [[1.0, 1.5], [4.5, 0.5], [8.0, 0.0]]
     """
-    from ._choices import build_problem
-
     if primary not in PRIMARY:
         raise ValueError(f"primary must be one of {PRIMARY}, got {primary!r}")
     loss = _check_table(loss, "loss", "loss")
@@ -242,7 +206,7 @@ def allocate(model: nn.Module, loss: pd.DataFrame, budget, primary: str | None =
     if not limits:
         raise ValueError(f"budget must limit memory, BOPs or latency, got {budget!r}")
     if primary is None:
-        kinds = {_RESOURCE[k] for k in limits}
+        kinds = {RESOURCE[k] for k in limits}
         primary = next(p for p in PRIMARY if p in kinds)
     front = pareto_front(model, loss, primary, limits, monotone, allowed, latency, weight_mode, act_mode,
                          example_input, _single=True)
@@ -262,11 +226,9 @@ def _dp(prob, monotone: bool, single: bool = False) -> np.ndarray:
     usefuls = [_useful_choices(prob.costs[l], prob.losses[l], prob.wbits[l], monotone) for l in range(L)]
     bounds = None
     if R > 1:
-        from ._bounds import Bounds
-
         bounds = Bounds([prob.costs[l][u] for l, u in enumerate(usefuls)],
                         [prob.losses[l][u] for l, u in enumerate(usefuls)],
-                        [prob.wbits[l][u] for l, u in enumerate(usefuls)], limits, monotone)
+                        [prob.wbits[l][u] for l, u in enumerate(usefuls)], limits, monotone, nondominated)
     for l in range(L):
         useful = usefuls[l]
         c_cost, c_loss, c_w = prob.costs[l][useful], prob.losses[l][useful], prob.wbits[l][useful]
@@ -314,3 +276,67 @@ def _useful_choices(cost: np.ndarray, loss: np.ndarray, w: np.ndarray, monotone:
     keep = [members[nondominated(np.column_stack([cost[members], loss[members]]))]
             for g in np.unique(groups) for members in [np.flatnonzero(groups == g)]]
     return np.sort(np.concatenate(keep))
+
+
+# -- the non-dominated filter ----------------------------------------------------------------------------------
+_LEAF = 64
+
+
+def nondominated(points: np.ndarray) -> np.ndarray:
+    """Indices (ascending in the lexicographic order of the points) of the non-dominated rows of ``points``.
+
+    Example:
+        >>> nondominated(np.array([[1.0, 5.0], [2.0, 3.0], [2.0, 4.0], [3.0, 3.0], [1.0, 5.0]])).tolist()
+        [0, 1]
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2:
+        raise ValueError(f"points must be a 2-D array (n_points, n_coordinates), got shape {pts.shape}")
+    n, d = pts.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort(pts.T[::-1])
+    p = pts[order]
+    if d == 1:
+        return order[:1]
+    if d == 2:
+        best = np.minimum.accumulate(p[:, 1])
+        keep = np.ones(n, dtype=bool)
+        keep[1:] = p[1:, 1] < best[:-1]
+        return order[keep]
+    if d == 3:
+        dominated = np.zeros(n, dtype=bool)
+        _cdq(p[:, 1], p[:, 2], 0, n, dominated)
+        return order[~dominated]
+    return order[_blocks(p[:, 1:])]
+
+
+def _cdq(b: np.ndarray, f: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
+    """Mark in ``out`` each ``i`` in ``[lo, hi)`` with an earlier ``j`` such that ``b_j <= b_i`` and ``f_j <= f_i``."""
+    if hi - lo <= _LEAF:
+        bb, ff = b[lo:hi], f[lo:hi]
+        m = (bb[None, :] <= bb[:, None]) & (ff[None, :] <= ff[:, None])
+        out[lo:hi] |= np.tril(m, -1).any(1)
+        return
+    mid = (lo + hi) // 2
+    _cdq(b, f, lo, mid, out)
+    _cdq(b, f, mid, hi, out)
+    left = np.argsort(b[lo:mid], kind="stable")
+    bs, fmin = b[lo:mid][left], np.minimum.accumulate(f[lo:mid][left])
+    pos = np.searchsorted(bs, b[mid:hi], side="right") - 1
+    out[mid:hi] |= (pos >= 0) & (fmin[np.maximum(pos, 0)] <= f[mid:hi])
+
+
+def _blocks(q: np.ndarray, block: int = 256) -> np.ndarray:
+    """Keep-mask of rows of ``q`` (in order) that no earlier row is <= in every coordinate."""
+    n = len(q)
+    keep = np.zeros(n, dtype=bool)
+    kept = np.zeros((0, q.shape[1]))
+    for lo in range(0, n, block):
+        chunk = q[lo:lo + block]
+        dom = (kept[None, :, :] <= chunk[:, None, :]).all(2).any(1) if len(kept) else np.zeros(len(chunk), bool)
+        inner = (chunk[None, :, :] <= chunk[:, None, :]).all(2)
+        dom |= np.tril(inner, -1).any(1)
+        keep[lo:lo + block] = ~dom
+        kept = np.concatenate([kept, chunk[~dom]])
+    return keep

@@ -21,7 +21,9 @@ from ..data import as_data, stratified_indices
 from .features import LOGITS, collect_features
 
 #: the separability measures of ``separability_profile``, one column each.
-METRICS = ("fisher", "probe", "knn", "silhouette")
+SEPARABILITY_MEASURES = ("fisher", "probe", "knn", "silhouette")
+#: an older name of ``SEPARABILITY_MEASURES``.
+METRICS = SEPARABILITY_MEASURES
 
 
 def _features(X, y):
@@ -123,10 +125,11 @@ def check_metrics(metrics) -> tuple[str, ...]:
         metrics = (metrics,)
     metrics = tuple(metrics)
     for m in metrics:
-        if m not in METRICS:
-                raise ValueError(f"unknown measure {m!r}; available: {', '.join(METRICS)}.{did_you_mean(m, METRICS)}")
+        if m not in SEPARABILITY_MEASURES:
+            raise ValueError(f"unknown measure {m!r}; available: {', '.join(SEPARABILITY_MEASURES)}."
+                             f"{did_you_mean(m, SEPARABILITY_MEASURES)}")
     if not metrics:
-        raise ValueError(f"metrics is empty; choose from {METRICS}")
+        raise ValueError(f"metrics is empty; choose from {SEPARABILITY_MEASURES}")
     return metrics
 
 
@@ -177,5 +180,5 @@ def separability_profile(model: nn.Module, data, metrics: Sequence[str] | str = 
     return pd.DataFrame(rows, columns=["layer", "depth", "dims", *metrics])
 
 
-__all__ = ["METRICS", "LOGITS", "fisher_score", "knn_accuracy", "linear_probe_accuracy", "separability_profile",
-           "silhouette"]
+__all__ = ["METRICS", "SEPARABILITY_MEASURES", "LOGITS", "fisher_score", "knn_accuracy", "linear_probe_accuracy",
+           "separability_profile", "silhouette"]

@@ -1,260 +1,187 @@
-"""``Data``: a train and a test split, each in memory or streamed from a torch Dataset or DataLoader.
+"""``Data``: a train and a test split (``Split``), and its construction from every form of data but a name.
 
-Every part of pdbviz reads data through the two methods of a split:
-``batches`` (for training, evaluation, calibration and per-layer measures:
-one batch on the device at a time, never the whole dataset) and ``sample``
-(a small seeded sample in memory, for the per-layer measures and UMAP).
-
-A split holds one of:
-
-- tensors ``X`` and ``y`` in memory (sliced into batches; fast for small data);
-- a map-style ``torch.utils.data.Dataset`` whose items are ``(input, label)``
-  (streamed through a ``DataLoader`` with workers, pinned memory on CUDA);
-- a ``DataLoader`` (or any re-iterable of ``(input, label)`` batches), used as
-  given: its own batch size, order and workers.
-
-Inputs are converted batch by batch: float64/float16/bfloat16 and bool to
-float32, ``uint8`` images to float32 in [0, 1] (as ``ToTensor`` does), other
-integers to int64 (token indices), PIL images and numpy arrays to tensors;
-anything else is refused with a message that names the dtype.
+``from_form`` converts tensors and arrays, DataFrames, Datasets and
+DataLoaders (the forms ``as_data`` lists, less a dataset's name, which
+``pdbviz.data.convert.as_data`` reads through ``load_dataset``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
-
 import numpy as np
 import torch
 
-from .._checks import check_xy
+from .split import Split, input_tensor, label_tensor, stratified_indices
 
-#: what a split can hold
-KINDS = ("tensors", "dataset", "loader")
+LABEL_COLUMNS = ("label", "target", "y", "class")
+FORMS = ("a pdbviz Data, a dataset name, (X, y) or (X_train, y_train, X_test, y_test) tensors or numpy arrays, "
+         "a pandas DataFrame with a label column, a torch Dataset or DataLoader, or a (train, test) pair of those")
 
 
-def input_tensor(x, what: str = "inputs") -> torch.Tensor:
-    """``x`` (a tensor, numpy array or PIL image, or a batch of them) as a tensor of a dtype models take.
+def _is_source(obj) -> bool:
+    from torch.utils.data import DataLoader, Dataset
+
+    return isinstance(obj, (Dataset, DataLoader))
+
+
+def _is_frame(obj) -> bool:
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns")
+
+
+def _is_array(obj) -> bool:
+    return isinstance(obj, (torch.Tensor, np.ndarray)) or (isinstance(obj, (list, tuple)) and not _is_source(obj)
+                                                            and len(obj) > 0 and not _is_frame(obj[0]))
+
+
+def _frame_xy(df, label, what: str):
+    if label is None:
+        found = [c for c in LABEL_COLUMNS if c in df.columns]
+        if len(found) != 1:
+            raise ValueError(f"label: say which column of the DataFrame holds the labels (as_data(df, label=...)); "
+                             f"its columns are {list(df.columns)}")
+        label = found[0]
+    if label not in df.columns:
+        raise ValueError(f"label {label!r} is not a column of the {what} DataFrame; its columns are {list(df.columns)}")
+    features = df.drop(columns=[label])
+    bad = [f"{c} ({features[c].dtype})" for c in features.columns if features[c].dtype.kind not in "biuf"]
+    if bad:
+        raise TypeError(f"the {what} DataFrame has non-numeric feature columns: {', '.join(bad)}; encode them first")
+    return features.to_numpy(dtype=np.float32), df[label].to_numpy(), label
+
+
+def _codes(ys: list, classes):
+    """Labels as int64 (string labels become codes of the sorted classes) and the class names."""
+    arrays = [np.asarray(y.cpu().numpy() if isinstance(y, torch.Tensor) else y) for y in ys]
+    if any(a.dtype.kind in "OUS" for a in arrays):
+        names = sorted({str(v) for a in arrays for v in a.tolist()}) if classes is None else [str(c) for c in classes]
+        index = {n: i for i, n in enumerate(names)}
+        unknown = sorted({str(v) for a in arrays for v in a.tolist()} - set(index))
+        if unknown:
+            raise ValueError(f"labels {unknown[:5]} are not among classes {names}")
+        return [torch.as_tensor([index[str(v)] for v in a.tolist()], dtype=torch.int64) for a in arrays], names
+    return [label_tensor(torch.from_numpy(np.array(a)), "labels") for a in arrays], classes
+
+
+def _class_names(classes, labels: list[torch.Tensor | None], source_classes=None):
+    """Class names from ``classes`` (names or a count), a dataset's own names, or the labels; then check."""
+    if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
+        if classes < 2:
+            raise ValueError(f"classes must be at least 2 class names or a count >= 2, got {classes}")
+        names = [str(i) for i in range(int(classes))]
+    elif classes is not None:
+        names = [str(c) for c in classes]
+        if len(names) < 2:
+            raise ValueError(f"classes must name at least 2 classes, got {names}")
+    elif source_classes is not None:
+        names = [str(c) for c in source_classes]
+    else:
+        known = [y for y in labels if y is not None and len(y)]
+        names = [str(i) for i in range(int(max(int(y.max()) for y in known)) + 1)] if known else None
+    for y in labels:
+        if y is None or not len(y):
+            continue
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or (names is not None and hi >= len(names)):
+            allowed = f"0..{len(names) - 1}" if names is not None else "non-negative"
+            given = f" for the {len(names)} classes given" if classes is not None else ""
+            raise ValueError(f"labels range over {lo}..{hi}, but they must be in {allowed}{given}")
+    return names
+
+
+def _split_test(X, y, test_size, seed):
+    if test_size is None:
+        return X, y, None, None
+    if not (isinstance(test_size, float) and 0 < test_size < 1):
+        raise ValueError(f"test_size must be a float between 0 and 1, or None, got {test_size!r}")
+    n_test = max(1, int(round(test_size * len(y))))
+    test = np.zeros(len(y), dtype=bool)
+    test[stratified_indices(y, n_test, seed, "test_size")] = True
+    t = torch.from_numpy(test)
+    return X[~t], y[~t], X[t], y[t]
+
+
+def from_form(data, classes=None, name: str | None = None, label: str | None = None, test_size: float | None = None,
+              seed: int = 0) -> "Data":
+    """Convert data in any accepted form but a dataset name (see ``pdbviz.data.convert``) to a ``Data``.
 
     Example:
-        >>> input_tensor(np.zeros((2, 3), dtype=np.uint8)).dtype
-        torch.float32
+        >>> from_form((np.random.rand(30, 4), np.arange(30) % 3)).classes
+        ('0', '1', '2')
     """
-    if not isinstance(x, torch.Tensor):
-        x = _to_tensor(x, what)
-    if x.dtype == torch.uint8:
-        return x.float().div_(255)
-    if x.is_floating_point():
-        return x if x.dtype == torch.float32 else x.float()
-    if x.dtype == torch.bool:
-        return x.float()
-    if x.is_complex() or x.dtype in (torch.quint8, torch.qint8, torch.qint32):
-        raise TypeError(f"{what} have dtype {x.dtype}, which models cannot take; convert them to float32")
-    return x.long()
+    if isinstance(data, Data):
+        if classes is None:
+            return data
+        names = _class_names(classes, [s.labels() for s in (data.train, data.test) if s is not None])
+        if data.classes is not None and list(data.classes) != names:
+            raise ValueError(f"classes {names} do not match the data's own {list(data.classes)}")
+        return Data(data.name, classes=names, mean=data.mean, std=data.std, augment=data.augment, info=data.info,
+                    train=data.train, test=data.test)
+    if isinstance(data, str):
+        raise TypeError(f"data: a dataset name ({data!r}) is read by as_data or load_dataset; here give {FORMS}")
+    if _is_frame(data):
+        X, y, col = _frame_xy(data, label, "training")
+        return _from_arrays([X, y], classes, name or "dataframe", test_size, seed, {"source": "DataFrame",
+                                                                                     "label": col})
+    if _is_source(data):
+        return _from_sources([data], classes, name)
+    if isinstance(data, (tuple, list)):
+        items = list(data)
+        if len(items) == 2 and all(_is_source(i) for i in items):
+            return _from_sources(items, classes, name)
+        if len(items) == 2 and all(_is_frame(i) for i in items):
+            Xtr, ytr, col = _frame_xy(items[0], label, "training")
+            Xte, yte, _ = _frame_xy(items[1], col, "test")
+            return _from_arrays([Xtr, ytr, Xte, yte], classes, name or "dataframe", None, seed,
+                                {"source": "DataFrame", "label": col})
+        if len(items) in (2, 4) and all(i is not None for i in items):
+            if not all(_is_array(i) for i in items):
+                kinds = ", ".join(type(i).__name__ for i in items)
+                raise TypeError(f"data: a tuple must hold tensors or arrays (X, y[, X_test, y_test]) or two "
+                                f"Datasets/DataLoaders (train, test), got ({kinds})")
+            return _from_arrays(items, classes, name or "arrays", test_size, seed, {"source": "arrays"})
+        if len(items) == 4 and items[0] is None:
+            raise ValueError("data has no training split: (None, None, X_test, y_test) only evaluates; pass it to "
+                             "evaluate(..., split='test') as (X_test, y_test)")
+        raise ValueError(f"data: a tuple must have 2 or 4 items, got {len(items)}; accepted: {FORMS}")
+    raise TypeError(f"data must be {FORMS}; got {type(data).__name__}")
 
 
-def label_tensor(y, what: str = "labels") -> torch.Tensor:
-    """``y`` as int64 class labels; refuses fractional, complex, boolean and non-numeric labels."""
-    if not isinstance(y, torch.Tensor):
-        if isinstance(y, (int, np.integer)):
-            return torch.tensor(int(y))
-        y = _to_tensor(y, what)
-    if y.is_floating_point():
-        if not bool((y == y.round()).all()) or not bool(torch.isfinite(y).all()):
-            raise ValueError(f"{what} must be integer class labels, got non-integer values of dtype {y.dtype}")
-        return y.long()
-    if y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"{what} must be integer class labels, got dtype {y.dtype}")
-    return y.long()
+def _from_arrays(items: list, classes, name: str, test_size, seed: int, info: dict) -> Data:
+    xs = items[0::2]
+    for i, x in enumerate(xs):
+        shape = tuple(getattr(x, "shape", np.shape(x)))
+        if len(shape) < 2:
+            which = "X" if i == 0 else "X_test"
+            raise ValueError(f"{which} must have one row per sample, shape (n, features...) or (n, C, H, W); got "
+                             f"shape {shape}")
+    ys, names = _codes(items[1::2], classes)
+    names = _class_names(names if names is not None else classes, ys)
+    Xtr, ytr = input_tensor(xs[0], "the training inputs"), ys[0]
+    if len(items) == 2:
+        Xtr, ytr, Xte, yte = _split_test(Xtr, ytr, test_size, seed)
+    else:
+        Xte, yte = xs[1], ys[1]
+    train = Split(Xtr, ytr, what="the training split")
+    test = Split(Xte, yte, what="the test split") if Xte is not None else None
+    if test is not None and tuple(test.X.shape[1:]) != tuple(train.X.shape[1:]):
+        raise ValueError(f"the test inputs have shape {tuple(test.X.shape[1:])} per sample, the training inputs "
+                         f"{tuple(train.X.shape[1:])}")
+    return Data(name, classes=names, info=info, train=train, test=test)
 
 
-def _to_tensor(x, what: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"{what} have numpy dtype {x.dtype}, which is not numeric; convert them first")
-        return torch.from_numpy(np.ascontiguousarray(x))
-    if type(x).__module__.startswith("PIL."):
-        from torchvision.transforms.functional import pil_to_tensor
-
-        return pil_to_tensor(x)
-    if isinstance(x, (list, tuple)) and x and all(isinstance(v, torch.Tensor) for v in x):
-        return torch.stack(list(x))
-    try:
-        return torch.as_tensor(np.asarray(x))
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be tensors, numpy arrays or PIL images, got {type(x).__name__}") from None
-
-
-def collate(items: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch ``(input, label)`` items (tensors, arrays, PIL images, numbers) into two tensors."""
-    first = items[0]
-    if not isinstance(first, (tuple, list)) or len(first) < 2:
-        raise TypeError(f"dataset items must be (input, label) pairs, got a {type(first).__name__}"
-                        + (f" of length {len(first)}" if isinstance(first, (tuple, list)) else ""))
-    xs = [input_tensor(it[0], "dataset inputs") for it in items]
-    return torch.stack(xs), label_tensor(torch.as_tensor([int(it[1]) for it in items]), "dataset labels")
-
-
-def _batch(batch, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(batch, dict):
-        keys = [k for k in ("input", "inputs", "x", "image", "pixel_values") if k in batch]
-        lab = [k for k in ("label", "labels", "y", "target", "targets") if k in batch]
-        if not keys or not lab:
-            raise TypeError(f"{what} yields dicts with keys {sorted(batch)}; pdbviz needs an input and a label key")
-        return input_tensor(batch[keys[0]], what), label_tensor(batch[lab[0]], what)
-    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise TypeError(f"{what} must yield (input, label) batches, got {type(batch).__name__}")
-    return input_tensor(batch[0], what), label_tensor(batch[1], what)
-
-
-class Split:
-    """One split of a dataset; see the module docstring for what it can hold.
-
-    Attributes:
-        kind: ``"tensors"``, ``"dataset"`` or ``"loader"``.
-        X, y: the tensors (kind ``"tensors"`` only).
-        source: the Dataset or DataLoader (the other kinds).
-    """
-
-    def __init__(self, X=None, y=None, source=None, what: str = "data"):
-        self.what = what
-        if source is None:
-            X, y = input_tensor(X, f"{what} inputs"), label_tensor(y, f"{what} labels")
-            check_xy(X, y, what)
-            self.kind, self.X, self.y, self.source = "tensors", X, y, None
-        else:
-            from torch.utils.data import DataLoader, IterableDataset
-
-            if isinstance(source, IterableDataset):
-                raise TypeError(f"{what}: an IterableDataset has no length or indexing; wrap it in a DataLoader")
-            self.kind = "loader" if isinstance(source, DataLoader) or not hasattr(source, "__getitem__") \
-                else "dataset"
-            self.X = self.y = None
-            self.source = source
-            try:
-                n = len(source)
-            except TypeError:
-                raise TypeError(f"{what}: a {type(source).__name__} without a length cannot be used") from None
-            if n == 0:
-                raise ValueError(f"{what} is empty")
-
-    def __len__(self) -> int:
-        """Number of samples (for a DataLoader: its dataset's length when it has one, else batches x size)."""
-        if self.kind == "tensors":
-            return len(self.y)
-        if self.kind == "dataset":
-            return len(self.source)
-        dataset = getattr(self.source, "dataset", None)
-        try:
-            return len(dataset)
-        except TypeError:
-            return len(self.source) * (getattr(self.source, "batch_size", None) or 1)
-
-    @property
-    def in_memory(self) -> bool:
-        """True when the split holds tensors in memory."""
-        return self.kind == "tensors"
-
-    def n_batches(self, batch_size: int) -> int:
-        """Batches per pass at ``batch_size`` (a DataLoader keeps its own)."""
-        if self.kind == "loader":
-            return len(self.source)
-        return math.ceil(len(self) / batch_size)
-
-    def first(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first two samples, for shape and dtype checks."""
-        if self.kind == "tensors":
-            return self.X[:2], self.y[:2]
-        if self.kind == "dataset":
-            return collate([self.source[i] for i in range(min(2, len(self.source)))])
-        return _batch(next(iter(self.source)), self.what)
-
-    def labels(self) -> torch.Tensor | None:
-        """All labels, when they are available without reading the inputs (else None)."""
-        if self.kind == "tensors":
-            return self.y
-        source = self.source if self.kind == "dataset" else getattr(self.source, "dataset", None)
-        for attr in ("targets", "labels", "tensors"):
-            values = getattr(source, attr, None)
-            if attr == "tensors" and isinstance(values, tuple) and len(values) >= 2:
-                values = values[1]
-            if values is not None and not callable(values):
-                try:
-                    y = label_tensor(values if isinstance(values, torch.Tensor) else torch.as_tensor(values))
-                except (TypeError, ValueError):
-                    return None
-                if y.dim() == 1 and len(y) == len(source):
-                    return y
-        return None
-
-    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, device=None, num_workers: int = 0,
-                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(inputs, labels)`` batches on ``device``; one batch in memory at a time.
-
-        ``shuffle`` orders samples by ``generator`` (or a generator seeded with
-        ``seed``). A DataLoader split ignores ``batch_size``, ``shuffle`` and
-        ``num_workers``: it keeps its own.
-        """
-        device = torch.device(device) if device is not None else torch.device("cpu")
-        pin = device.type == "cuda"
-        if self.kind == "loader":
-            for batch in self.source:
-                x, y = _batch(batch, self.what)
-                yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
-            return
-        gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-        if self.kind == "tensors":
-            n = len(self.y)
-            order = torch.randperm(n, generator=gen) if shuffle else None
-            for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size] if order is not None else slice(i, i + batch_size)
-                x, y = self.X[idx], self.y[idx]
-                if pin:
-                    x, y = x.pin_memory(), y.pin_memory()
-                yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
-            return
-        from torch.utils.data import DataLoader
-
-        # the order comes from ``gen`` exactly as for tensors; the loader's own generator only seeds its workers
-        order = torch.randperm(len(self.source), generator=gen).tolist() if shuffle else None
-        loader = DataLoader(self.source, batch_size=batch_size, sampler=order, num_workers=num_workers,
-                            pin_memory=pin, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
-        for x, y in loader:
-            yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
-
-    def sample(self, n: int | None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """At most ``n`` samples in memory (all for ``None``): stratified by class when the labels are known
-        without reading the inputs, else a seeded random subset (a DataLoader: its first batches)."""
-        from .named import stratified_indices
-
-        if self.kind == "tensors":
-            keep = stratified_indices(self.y, n, seed, "n_samples")
-            return (self.X, self.y) if keep is None else (self.X[keep], self.y[keep])
-        if self.kind == "dataset":
-            total = len(self.source)
-            labels = self.labels()
-            if labels is not None:
-                keep = stratified_indices(labels, n, seed, "n_samples")
-                keep = np.arange(total) if keep is None else keep
-            elif n is None or n >= total:
-                keep = np.arange(total)
-            else:
-                keep = np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
-            xs, ys = [], []
-            for i in range(0, len(keep), 256):
-                x, y = collate([self.source[int(j)] for j in keep[i:i + 256]])
-                xs.append(x)
-                ys.append(y)
-            return torch.cat(xs), torch.cat(ys)
-        xs, ys, have = [], [], 0
-        for x, y in self.batches(1):
-            xs.append(x)
-            ys.append(y)
-            have += len(y)
-            if n is not None and have >= n:
-                break
-        X, y = torch.cat(xs), torch.cat(ys)
-        return (X[:n], y[:n]) if n is not None else (X, y)
+def _from_sources(items: list, classes, name: str | None) -> Data:
+    splits = [Split(source=s, what=w) for s, w in zip(items, ("the training split", "the test split"))]
+    for s in splits:  # items must be (input, label): fail now, with the reason, not inside a training loop
+        s.first()
+    source_classes = None
+    for s in items:
+        base = getattr(s, "dataset", s)
+        if getattr(base, "classes", None) is not None and not callable(base.classes):
+            source_classes = base.classes
+            break
+    names = _class_names(classes, [s.labels() for s in splits], source_classes)
+    base = getattr(items[0], "dataset", items[0])
+    return Data(name or type(base).__name__, classes=names, info={"source": type(items[0]).__name__},
+                train=splits[0], test=splits[1] if len(splits) > 1 else None)
 
 
 class Data:
@@ -377,10 +304,8 @@ class Data:
             >>> d.input_shape, d.num_classes, len(d.test)
             ((5,), 2, 10)
         """
-        from .convert import as_data
-
         data = (X, y) if X_test is None else (X, y, X_test, y_test)
-        return as_data(data, classes=classes, name=name, test_size=test_size, seed=seed)
+        return from_form(data, classes=classes, name=name, test_size=test_size, seed=seed)
 
     @classmethod
     def from_dataset(cls, train, test=None, classes=None, name: str | None = None) -> "Data":
@@ -393,6 +318,4 @@ class Data:
                                                  transform=torchvision.transforms.ToTensor())
             data = Data.from_dataset(train, classes=train.classes)
         """
-        from .convert import as_data
-
-        return as_data(train if test is None else (train, test), classes=classes, name=name)
+        return from_form(train if test is None else (train, test), classes=classes, name=name)

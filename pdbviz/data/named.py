@@ -46,33 +46,6 @@ _STATS = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 _FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-_CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def stratified_indices(y, n: int | None, seed: int, name: str = "n") -> np.ndarray | None:
-    """Sorted indices of a seeded sample of ``n`` labels ``y``, stratified by class when every class can be.
-
-    Returns None when ``n`` is None or covers all of ``y`` (keep everything).
-    The one sampler behind ``Data.subset``, the per-layer measures and the
-    held-out halves of the probes.
-
-    Example:
-        >>> stratified_indices(np.repeat([0, 1], 50), 10, seed=0).tolist()
-        [2, 10, 11, 28, 41, 52, 63, 66, 73, 80]
-    """
-    if n is None:
-        return None
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {n!r}")
-    labels = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-    if n >= len(labels):
-        return None
-    from sklearn.model_selection import train_test_split
-
-    counts = np.unique(labels, return_counts=True)[1]
-    strat = labels if n >= len(counts) and len(labels) - n >= len(counts) and counts.min() >= 2 else None
-    keep, _ = train_test_split(np.arange(len(labels)), train_size=int(n), random_state=seed, stratify=strat)
-    return np.sort(keep)
 
 
 def default_root() -> Path:

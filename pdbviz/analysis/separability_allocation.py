@@ -23,17 +23,17 @@ feasible budget.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from ..quant import BitSchedule, quantizable_layers
+from ..quant import BitSchedule, memory_summary, quantizable_layers
 from ..quant.quantizers import check_bits
-from .separability import METRICS
+from .budgets import parse_budget
+from .front import pareto_front
+from .separability import SEPARABILITY_MEASURES
 
 
 def difficulty(values: Sequence[float], metric: str) -> np.ndarray:
@@ -46,34 +46,10 @@ def difficulty(values: Sequence[float], metric: str) -> np.ndarray:
     elif metric == "silhouette":
         d = np.maximum((1.0 - v) / 2.0, 0.01)
     else:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        raise ValueError(f"metric must be one of {SEPARABILITY_MEASURES}, got {metric!r}")
     if not np.isfinite(d).all():
         raise ValueError(f"the profile's {metric!r} values contain NaN; cannot allocate from them")
     return d / d.max()
-
-
-def parse_budget(budget) -> tuple[str, float]:
-    """``2.0`` -> average bits; ``"56 KiB"`` / ``"56kib"`` -> KiB of quantized weights; ``"2e8 BOPs"`` /
-    ``"1.5 GBOPs"`` -> bit operations per sample (prefixes k, M, G, T).
-
-    Example:
-        >>> parse_budget("1.5 GBOPs")
-        ('bops', 1500000000.0)
-    """
-    if isinstance(budget, (int, float)) and not isinstance(budget, bool):
-        if not math.isfinite(budget) or budget <= 0:
-            raise ValueError(f"budget must be a positive number of average bits or a string like '64 KiB', got {budget!r}")
-        return "bits", float(budget)
-    if isinstance(budget, str):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(kib|bits?|([kmgt]?)bops)\s*", budget,
-                         flags=re.IGNORECASE)
-        if m and float(m.group(1)) > 0:
-            unit = m.group(2).lower()
-            if unit.endswith("bops"):
-                return "bops", float(m.group(1)) * 1000.0 ** " kmgt".index(m.group(3).lower() or " ")
-            return ("kib" if unit == "kib" else "bits"), float(m.group(1))
-    raise ValueError(f"budget must be a positive number of average bits or a string like '64 KiB' or '1.5 bits' "
-                     f"(or '2e8 BOPs'), got {budget!r}")
 
 
 def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequence[int] = (1, 2, 4, 8),
@@ -101,8 +77,6 @@ def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequ
         >>> allocate_bits(prof, net, budget=3).w_bits
         [4, 4, 1]
     """
-    from .front import pareto_front
-
     if not isinstance(profile, pd.DataFrame) or "layer" not in profile:
         raise TypeError("profile must be the DataFrame that separability_profile returns")
     if metric not in profile.columns:
@@ -133,8 +107,6 @@ def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequ
 
 def average_bits(model: nn.Module, schedule: BitSchedule | str) -> float:
     """Parameter-weighted average weight bits of ``model`` under ``schedule``."""
-    from ..quant import memory_summary
-
     if isinstance(schedule, str):
         schedule = BitSchedule.from_string(schedule, model)
     return memory_summary(model, schedule).avg_bits
