@@ -1,0 +1,7 @@
+"""``python -m pdbviz.cli``: the ``pdbviz`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
