@@ -66,7 +66,13 @@ def did_you_mean(value, options) -> str:
 
 
 class Constraint:
-    """What an argument may be: ``accepts(value)``, ``convert(value)`` and ``describe()`` (words after "must be")."""
+    """What an argument may be: ``accepts(value)``, ``convert(value)``, ``describe()`` (the words after "must be"),
+    ``show(value)`` (how a bad value is named) and the ``error`` raised for one."""
+
+    error: type[Exception] = ValueError
+
+    def show(self, value) -> str:
+        return repr(value)
 
     def accepts(self, value) -> bool:
         raise NotImplementedError
@@ -211,6 +217,39 @@ class OrNone(Constraint):
     def describe(self) -> str:
         return f"{self.inner.describe()} or None"
 
+    @property
+    def error(self) -> type[Exception]:  # type: ignore[override]
+        return self.inner.error
+
+    def show(self, value) -> str:
+        return self.inner.show(value)
+
+
+@dataclass(frozen=True)
+class InstanceOf(Constraint):
+    """An instance of ``types`` (a class or a tuple of them), described as ``what``; a bad value is a TypeError
+    naming its type.
+
+    Example:
+        >>> validate("model", 3, InstanceOf(str, "a model name"))
+        Traceback (most recent call last):
+        ...
+        TypeError: model must be a model name, got int
+    """
+
+    types: type | tuple
+    what: str
+    error: type[Exception] = TypeError
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, self.types)
+
+    def describe(self) -> str:
+        return self.what
+
+    def show(self, value) -> str:
+        return type(value).__name__
+
 
 #: the constraints written most often
 POSITIVE_INT = Integer(1)
@@ -218,9 +257,9 @@ NON_NEGATIVE_INT = Integer(0)
 POSITIVE_REAL = Real(0, low_open=True)
 
 
-def validate(name: str, value, constraint: Constraint, error: type[Exception] = ValueError):
-    """``value`` (converted: a NumPy integer becomes an int) if ``constraint`` allows it, else ``error`` naming
-    ``name``, the value and what is allowed.
+def validate(name: str, value, constraint: Constraint):
+    """``value`` (converted: a NumPy integer becomes an int) if ``constraint`` allows it, else the constraint's
+    error (ValueError, or TypeError for a wrong type) naming ``name``, the value and what is allowed.
 
     Example:
         >>> validate("batch_size", 0, POSITIVE_INT)
@@ -230,7 +269,7 @@ def validate(name: str, value, constraint: Constraint, error: type[Exception] = 
     """
     if constraint.accepts(value):
         return constraint.convert(value)
-    raise error(f"{name} must be {constraint.describe()}, got {value!r}")
+    raise constraint.error(f"{name} must be {constraint.describe()}, got {constraint.show(value)}")
 
 
 def validate_params(constraints: dict[str, Constraint]):

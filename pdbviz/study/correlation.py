@@ -55,7 +55,7 @@ def rank_correlation(runs: pd.DataFrame, n_test: int | None = None, n_boot: int 
         One row per metric (``CORRELATION_COLUMNS``): ``spearman`` over all
         the metric's runs, ``ci_low``/``ci_high`` (bootstrap percentiles),
         ``seed_mean``/``seed_std`` of the per-seed correlations, ``n_runs``,
-        ``n_seeds``. Higher is better (see the module docstring).
+        ``n_seeds``. Higher is better (see ``pdbviz.study``).
 
     Example:
         >>> runs = pd.DataFrame({"method": "m", "kind": "metric", "seed": [0, 0, 0, 1, 1, 1],

@@ -37,7 +37,7 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
                  progress: bool = True) -> MetricStudy:
     """Which sensitivity metric predicts? Allocate with each metric at each budget, fine-tune, rank-correlate.
 
-    The protocol and the statistics are in this module's docstring: per seed a
+    The protocol and the statistics are in the docstring of ``pdbviz.study``: per seed a
     float model, each metric measured on it, one allocation per metric and
     budget from the exact front, every allocation fine-tuned; per metric,
     Spearman's rho between the front's predicted loss and the measured
