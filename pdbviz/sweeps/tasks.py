@@ -42,6 +42,7 @@ class Shipped:
 #: the scheduler event topic on which each schedule run says that it has started
 STARTED = "pdbviz-run-started"
 
+
 def unship(value):
     return value.value if isinstance(value, Shipped) else value
 
@@ -130,7 +131,7 @@ def mark_started() -> None:
 
     A worker that dies takes along the runs queued on it as well as the one it
     was running; the driver resubmits a run that died without ever starting
-    (``SweepRunner``), so that only the run that kills its worker counts deaths.
+    (``runner.Runner``), so that only the run that kills its worker counts deaths.
     """
     try:
         import distributed
