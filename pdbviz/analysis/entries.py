@@ -119,6 +119,7 @@ class ScheduleEntry(Entry):
         return self.text == "float" and self.schedule is None
 
     def named(self) -> NamedSchedule:
+        """The entry as a ``NamedSchedule`` (what runs and tables take)."""
         return NamedSchedule(self.text, self.label, self.kind, self.schedule)
 
 
@@ -154,6 +155,7 @@ class InvalidEntry(Entry):
     error: str = ""
 
     def named(self) -> NamedSchedule:
+        """A placeholder ``NamedSchedule`` (no schedule) under which the table records the error."""
         return NamedSchedule(self.label, self.label, self.kind, None)
 
 

@@ -16,13 +16,13 @@ Schedule entries and budgets are parsed in ``pdbviz.analysis.entries``
 re-exported here.
 """
 
-from ..analysis.entries import (ALLOC_BITS, ALLOC_PREFIX, AllocEntry, Budget, Entry, InvalidEntry, ScheduleEntry,
-                                entry_metrics, parse_entries, parse_entry, resolve_entries, resolve_schedule)
+from ..analysis.entries import (AllocEntry, Budget, Entry, InvalidEntry, ScheduleEntry, entry_metrics, parse_entries,
+                                parse_entry, resolve_entries, resolve_schedule)
 from .comparison import DEFAULT_SCHEDULES, check_schedules, compare, entry_sensitivity, is_float_preset
 from .runs import RunConfig, failed_record, finetune, make_model, run_record, run_schedule, train_float
 from .tables import results_from_records, run_settings
 
-__all__ = ["ALLOC_BITS", "ALLOC_PREFIX", "AllocEntry", "Budget", "DEFAULT_SCHEDULES", "Entry", "InvalidEntry",
+__all__ = ["AllocEntry", "Budget", "DEFAULT_SCHEDULES", "Entry", "InvalidEntry",
            "RunConfig", "ScheduleEntry", "check_schedules", "compare", "entry_metrics",
            "entry_sensitivity", "failed_record", "finetune", "is_float_preset", "make_model", "parse_entries", "parse_entry",
            "resolve_entries", "resolve_schedule", "results_from_records", "run_record", "run_schedule",
