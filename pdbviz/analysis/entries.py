@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
-from .._checks import did_you_mean
+from .._checks import OneOf, did_you_mean, validate
 from ..quant import BitSchedule, memory_summary
 from ..quant.presets import NamedSchedule, resolve_preset
 from ..quant.quantizers import WEIGHT_QUANTIZERS
@@ -66,8 +66,7 @@ class Budget:
     unit: str = "bits"
 
     def __post_init__(self):
-        if self.unit not in BUDGET_UNITS:
-            raise ValueError(f"unit must be one of {BUDGET_UNITS}, got {self.unit!r}")
+        validate("unit", self.unit, OneOf(BUDGET_UNITS))
         v = self.value
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise ValueError(f"a budget must be a positive number of {self.unit}, got {v!r}")
@@ -192,8 +191,7 @@ def parse_entries(schedules, model: nn.Module, errors: str = "raise") -> list[En
         >>> [e.label for e in parse_entries(["float", "2", "8-x"], build_model("lenet"), errors="keep")]
         ['float-32', 'uniform 2-bit', '8-x']
     """
-    if errors not in ("raise", "keep"):
-        raise ValueError(f"errors must be one of ('raise', 'keep'), got {errors!r}")
+    validate("errors", errors, OneOf(("raise", "keep")))
     if isinstance(schedules, (str, BitSchedule, Entry)):
         schedules = [schedules]
     out = []
