@@ -204,9 +204,11 @@ class Function(Constraint):
 
 @dataclass(frozen=True)
 class OrNone(Constraint):
-    """None, or what ``inner`` allows."""
+    """None, or what ``inner`` allows; ``mention`` says "or None" in the message (off where None only means
+    "not given", such as a default chosen later)."""
 
     inner: Constraint
+    mention: bool = True
 
     def accepts(self, value) -> bool:
         return value is None or self.inner.accepts(value)
@@ -215,7 +217,7 @@ class OrNone(Constraint):
         return None if value is None else self.inner.convert(value)
 
     def describe(self) -> str:
-        return f"{self.inner.describe()} or None"
+        return f"{self.inner.describe()} or None" if self.mention else self.inner.describe()
 
     @property
     def error(self) -> type[Exception]:  # type: ignore[override]

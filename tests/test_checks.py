@@ -32,6 +32,7 @@ def test_each_constraint_allows_what_it_says(constraint, good, bad):
     (Real(0, 1, low_open=True, high_open=True), 1.0, r"epochs must be a number in \(0, 1\), got 1.0"),
     (OneOf(("adam", "sgd")), "x", r"epochs must be one of \('adam', 'sgd'\), got 'x'"),
     (OrNone(POSITIVE_INT), 0, "epochs must be a positive integer or None, got 0"),
+    (OrNone(POSITIVE_INT, mention=False), 0, "epochs must be a positive integer, got 0"),
 ])
 def test_messages_name_the_parameter_the_value_and_what_is_allowed(constraint, value, message):
     with pytest.raises(ValueError, match=f"^{message}$"):

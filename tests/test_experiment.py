@@ -106,7 +106,8 @@ def test_a_failing_run_is_a_record_not_an_exception(data):
     foreign = NamedSchedule("4", "uniform 4-bit", "uniform", pdbviz.BitSchedule.uniform(["nosuch"], 4))
     rec = run_schedule(foreign, 3, data, RunConfig(epochs=1), lenet)
     assert rec["model"] is None and rec["history"] is None and math.isnan(rec["run"]["test_acc"])
-    assert rec["run"]["seed"] == 3 and rec["run"]["error"].startswith("ValueError: ") and "nosuch" in rec["run"]["error"]
+    assert rec["run"]["seed"] == 3 and rec["run"]["error"].startswith("ValueError: ")
+    assert "nosuch" in rec["run"]["error"]
     assert failed_record("x", 0, KeyError("k"))["run"]["error"] == "KeyError: 'k'"
 
 

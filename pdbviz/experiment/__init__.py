@@ -22,8 +22,7 @@ from .comparison import DEFAULT_SCHEDULES, check_schedules, compare, entry_sensi
 from .runs import RunConfig, failed_record, finetune, make_model, run_record, run_schedule, train_float
 from .tables import results_from_records, run_settings
 
-__all__ = ["AllocEntry", "Budget", "DEFAULT_SCHEDULES", "Entry", "InvalidEntry",
-           "RunConfig", "ScheduleEntry", "check_schedules", "compare", "entry_metrics",
-           "entry_sensitivity", "failed_record", "finetune", "is_float_preset", "make_model", "parse_entries", "parse_entry",
-           "resolve_entries", "resolve_schedule", "results_from_records", "run_record", "run_schedule",
-           "run_settings", "train_float"]
+__all__ = ["AllocEntry", "Budget", "DEFAULT_SCHEDULES", "Entry", "InvalidEntry", "RunConfig", "ScheduleEntry",
+           "check_schedules", "compare", "entry_metrics", "entry_sensitivity", "failed_record", "finetune",
+           "is_float_preset", "make_model", "parse_entries", "parse_entry", "resolve_entries", "resolve_schedule",
+           "results_from_records", "run_record", "run_schedule", "run_settings", "train_float"]

@@ -149,7 +149,8 @@ def _measured_bits(w_bits: Sequence[int]) -> tuple[int, ...]:
 
 def _run_row(method, kind, budget, seed, schedule, template, loss, float_acc, run) -> dict:
     mem = memory_summary(template, schedule)
-    return {"method": method, "kind": kind, "budget": budget, "seed": seed, "w_bits": "-".join(map(str, schedule.w_bits)),
+    return {"method": method, "kind": kind, "budget": budget, "seed": seed,
+            "w_bits": "-".join(map(str, schedule.w_bits)),
             "avg_bits": mem.avg_bits, "kib": mem.quantized_weight_kib, "predicted_loss": loss, "float_acc": float_acc,
             "test_acc": run["test_acc"], "acc_drop": float_acc - run["test_acc"],
             "train_seconds": run["train_seconds"], "error": run["error"]}

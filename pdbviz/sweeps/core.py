@@ -24,9 +24,12 @@ if TYPE_CHECKING:  # dask is optional: imported where a sweep runs
     from distributed import Client
 
 
+_COUNT = OrNone(POSITIVE_INT, mention=False)  # None: a default chosen by the cluster
+
+
 @validate_params({"epochs": POSITIVE_INT, "finetune_epochs": POSITIVE_INT, "batch_size": POSITIVE_INT,
                   "n_samples": POSITIVE_INT, "lr": POSITIVE_REAL, "finetune_lr": POSITIVE_REAL, "width": POSITIVE_REAL,
-                  "workers": OrNone(POSITIVE_INT), "threads": OrNone(POSITIVE_INT), "retries": NON_NEGATIVE_INT})
+                  "workers": _COUNT, "threads": _COUNT, "retries": NON_NEGATIVE_INT})
 def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Sequence = "lenet",
           schedules: Sequence = DEFAULT_SCHEDULES, epochs: int = 20, seeds: Sequence[int] = (0,),
           finetune: bool = True, finetune_epochs: int = 3, lr: float = 3e-3, finetune_lr: float = 1e-3,

@@ -152,7 +152,8 @@ def schedule_task(named: NamedSchedule, seed: int, data: Data, config: RunConfig
     packed = float_record.get("model") if float_record is not None else None
     if config.finetune and packed is None:
         why = float_record["run"]["error"] if float_record is not None else "missing"
-        return _finish(failed_record(named.label, seed, RuntimeError(f"the float model of seed {seed} failed: {why}")), t0)
+        err = RuntimeError(f"the float model of seed {seed} failed: {why}")
+        return _finish(failed_record(named.label, seed, err), t0)
     float_model = unpack(packed, make_model(model, data, seed, width)) if packed is not None else None
     rec = run_schedule(named, seed, data, config, float_model, model, width)
     if rec["model"] is not None:
