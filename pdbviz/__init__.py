@@ -23,6 +23,7 @@ _SUBMODULE_NAMES = {
     "models": ["build_model"],
     "results": ["Results"],
     "study": ["MetricStudy", "metric_study"],
+    "sweeps": ["sweep"],
     "train": ["Callback", "DivergenceError", "History", "LambdaCallback", "StopEvent", "TrainState", "fit"],
     "quant": ["BitSchedule", "BitSpec", "MemoryReport", "MemorySummary", "PackedFormatError", "QuantConv2d",
               "QuantLinear", "dequantize", "dorefa_weight", "load_packed", "memory_report", "memory_summary",
@@ -31,9 +32,9 @@ _SUBMODULE_NAMES = {
     "widgets": ["explore"],
 }
 
-# ``sweep`` is a callable module: ``pdbviz.sweep(...)`` runs a sweep, ``pdbviz.sweep.RunRecord``... live in it.
+# ``pdbviz.sweep`` is the function; ``pdbviz.sweeps`` holds its machinery (``RunRecord``, ``RunStore``...).
 _SUBPACKAGES = ["analysis", "checkpoint", "data", "experiment", "export", "inference", "models", "plot", "quant",
-                "results", "study", "sweep", "train", "widgets"]
+                "results", "study", "sweeps", "train", "widgets"]
 __getattr__, _lazy_dir, _lazy_all = _lazy.attach(__name__, submodules=_SUBPACKAGES, submod_attrs=_SUBMODULE_NAMES)
 __all__ = sorted({*_lazy_all, "__version__"} - set(_SUBPACKAGES))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._checks import InstanceOf, OrNone, validate_params
 from ._io import atomic_write
 from .models import build_model
 from .quant import BitSchedule, model_info, quantize, schedule_of
@@ -24,6 +25,11 @@ CHECKPOINT_FORMAT = "pdbviz-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
+_MODEL = InstanceOf(nn.Module, "a torch.nn.Module")
+_PATH = InstanceOf((str, os.PathLike), "a file path (str or os.PathLike)")
+
+
+@validate_params({"model": _MODEL, "path": _PATH})
 def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save ``model`` (weights, bit schedule, build configuration) atomically.
 
@@ -35,8 +41,6 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
         >>> q = quantize(build_model("lenet"), "8-4-2-1")
         >>> save_model(q, "lenet.pt")  # doctest: +SKIP
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     schedule = schedule_of(model)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -51,6 +55,7 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     return path
 
 
+@validate_params({"path": _PATH, "model": OrNone(_MODEL)})
 def load_model(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
     """Load a checkpoint written by ``save_model``; returns the model in eval mode.
 
@@ -78,8 +83,6 @@ def load_model(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Mo
             raise ValueError(f"{path} holds a model that build_model did not make; pass its architecture: "
                              "load_model(path, model=MyNet())")
         model = build_model(config["name"], config["input_shape"], config["num_classes"], config["width"])
-    elif not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
     if schedule is not None:
         model = quantize(model, BitSchedule.from_dict(schedule))
     else:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._checks import POSITIVE_INT, POSITIVE_REAL, validate
 from .data import Data, as_data
 from .inference import (Loss, Output, check_batch_labels, check_model_fits, loss_sum, resolve_device, run_evaluation,
                         select_output)
@@ -156,14 +157,6 @@ def _optimizer(name, params, lr, weight_decay):
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
 
-def _check_positive(name, value, kind=int):
-    ok = isinstance(value, kind) and not isinstance(value, bool) and value > 0
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    if not ok:
-        raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, got {value!r}")
-
-
 @dataclass
 class _Plan:
     """Everything an epoch needs, checked once before training."""
@@ -192,9 +185,9 @@ def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callb
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     data = as_data(data)
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
-    _check_positive("lr", lr, float)
+    validate("epochs", epochs, POSITIVE_INT)
+    validate("batch_size", batch_size, POSITIVE_INT)
+    validate("lr", lr, POSITIVE_REAL)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if lr_schedule not in LR_SCHEDULES:

@@ -149,3 +149,74 @@ def test_allocate_from_a_checkpoint_matches_allocate_bits(trained, tmp_path, cap
     assert rows["1.5 bits"][0] == pdbviz.allocate_bits(profile, model, 1.5).to_string(model)
     assert main(["allocate", "--checkpoint", str(path), "--dataset", "mnist5k", "--budget", "2"]) == 2
     assert "holds a model for inputs (1, 8, 8)" in capsys.readouterr().err
+
+
+def _parsers():
+    """The ``pdbviz`` parser and every subcommand's parser."""
+    import argparse
+
+    from pdbviz.cli import build_parser
+
+    root = build_parser()
+    sub = next(a for a in root._actions if isinstance(a, argparse._SubParsersAction))
+    return {"pdbviz": root, **{f"pdbviz {name}": p for name, p in sub.choices.items()}}, sub
+
+
+def test_every_option_and_command_has_help():
+    parsers, sub = _parsers()
+    assert {"pdbviz memory", "pdbviz export", "pdbviz demo", "pdbviz compare", "pdbviz sweep", "pdbviz allocate",
+            "pdbviz analyze", "pdbviz lab"} <= set(parsers)
+    missing = [(name, a.dest) for name, p in parsers.items() for a in p._actions if not (a.help or "").strip()]
+    assert missing == []
+    assert all((c.help or "").strip() for c in sub._choices_actions)
+
+
+@pytest.mark.parametrize("columns", [40, 60, 100])
+def test_help_never_cuts_a_default_or_a_word(columns, monkeypatch):
+    import re
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    parsers, _ = _parsers()
+    checked = 0
+    for name, p in parsers.items():
+        text = p.format_help()
+        words = set(text.split())
+        formatter = p._get_formatter()
+        for action in p._actions:
+            if not action.help:
+                continue
+            expanded = formatter._expand_help(action)
+            for default in re.findall(r"\(default:? ([^ ()]+)\)", expanded):
+                assert default + ")" in words, (name, action.dest, default)  # whole, on one line
+                checked += 1
+            for word in expanded.split():  # every word of the help is printed whole
+                assert word in words, (name, action.dest, word)
+    assert checked >= 20
+
+
+def test_help_makes_no_timing_claim_and_lists_the_registries():
+    from pdbviz.analysis import METRIC_INFO
+    from pdbviz.demo import SETTINGS
+    from pdbviz.quant.quantizers import WEIGHT_QUANTIZERS
+
+    parsers, _ = _parsers()
+    for name, p in parsers.items():
+        text = p.format_help().lower()
+        assert "minute" not in text and "laptop" not in text and " seconds" not in text, name
+    metric = next(a for a in parsers["pdbviz allocate"]._actions if a.dest == "metric")
+    assert list(metric.choices) == list(METRIC_INFO)
+    schedule = next(a for a in parsers["pdbviz memory"]._actions if a.dest == "schedule")
+    assert all(q in schedule.help for q in WEIGHT_QUANTIZERS)
+    demo = " ".join(parsers["pdbviz demo"].format_help().split())
+    assert f"{SETTINGS['quick'].epochs} float epochs" in demo and f"default {SETTINGS['quick'].epochs};" in demo
+
+
+def test_python_dash_m_and_the_console_entry_point_run_the_same_main():
+    import importlib.metadata
+
+    import pdbviz.cli
+
+    r = run("memory", "--help")
+    assert r.returncode == 0 and "--input-shape" in r.stdout
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
+    assert scripts.get("pdbviz", "pdbviz.cli:main") == "pdbviz.cli:main" and callable(pdbviz.cli.main)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import pdbviz
-from pdbviz.sweep import RunRecord, RunStore
+from pdbviz.sweeps import RunRecord, RunStore
 
 distributed = pytest.importorskip("distributed")
 
@@ -133,7 +133,7 @@ def test_a_half_written_record_is_redone_and_a_new_version_reruns(client, tmp_pa
     events = []
     pdbviz.sweep("digits", on_result=events.append, **kw)
     assert [(e.kind, e.resumed) for e in events] == [("float", True), ("uniform", False)]
-    monkeypatch.setattr("pdbviz.sweep.store.__version__", "99.0")
+    monkeypatch.setattr("pdbviz.sweeps.store.__version__", "99.0")
     events.clear()
     pdbviz.sweep("digits", on_result=events.append, **kw)
     assert [e.resumed for e in events] == [False, False] and not {e.key for e in events} & set(first)
@@ -279,8 +279,15 @@ def test_missing_dask_names_the_extra(monkeypatch, tmp_path):
         pdbviz.sweep(schedules=["2"], epochs=1, out=tmp_path, progress=False)
 
 
-def test_sweep_is_the_module_and_the_function():
-    import pdbviz.sweep as module
+def test_sweep_is_a_function_with_its_own_signature_and_sweeps_holds_its_machinery():
+    import inspect
 
-    assert pdbviz.sweep is module and callable(pdbviz.sweep)
-    assert module.sweep.__module__ == "pdbviz.sweep.core"
+    import pdbviz.sweeps
+
+    assert inspect.isfunction(pdbviz.sweep) and pdbviz.sweep is pdbviz.sweeps.sweep
+    params = inspect.signature(pdbviz.sweep).parameters
+    assert list(params)[:3] == ["data", "model", "schedules"]
+    assert {"out", "client", "workers", "retries", "on_result"} <= set(params) and "args" not in params
+    assert params["out"].kind is inspect.Parameter.KEYWORD_ONLY and params["retries"].default == 2
+    assert pdbviz.sweep.__module__ == "pdbviz.sweeps.core" and "sweep" in pdbviz.__all__
+    assert pdbviz.sweeps.RunRecord.__module__ == "pdbviz.sweeps.plan"

@@ -3,7 +3,6 @@ layers in forward order and which of them each pass can reach."""
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._checks import Integer, validate
 from ..inference import check_batch_labels, probe, resolve_device
 from ..quant import dequantize, discover, schedule_of, weight_quantizer
 from ..quant.quantizers import check_bits
@@ -34,15 +34,7 @@ class Setup:
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``, else ValueError naming ``name``."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return validate(name, value, Integer(minimum, words=f"an integer >= {minimum}"))
 
 
 def check_bit_list(bits, name: str, weight_mode: str | None = None, allow_empty: bool = False) -> tuple[int, ...]:

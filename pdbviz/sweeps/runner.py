@@ -6,7 +6,7 @@ import logging
 import uuid
 from concurrent.futures import CancelledError
 
-from ..experiment import _failed, make_model
+from ..experiment import failed_record, make_model
 from ..quant.presets import PRESETS
 from .cluster import distributed, run_resources
 from .plan import Plan
@@ -210,7 +210,7 @@ class Runner:
         except Exception as err:  # noqa: BLE001 - KilledWorker after its retries, or a lost dependency
             if kind == "schedule" and self._requeue(fut, err, plan, named, seed, key):
                 return
-            rec = _failed(label, seed, err)
+            rec = failed_record(label, seed, err)
             rec.update(profile=None, task_seconds=float("nan"), task_started=float("nan"), worker="")
             if kind == "schedule":
                 frec = plan.records.get(plan.float_key(seed))

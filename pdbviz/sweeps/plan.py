@@ -1,7 +1,7 @@
 """The runs of one dataset x one model in a sweep: their keys, what has landed, and the ``Results`` at the end.
 
-A ``Plan`` resolves schedule entries as ``compare`` does (separability-allocated
-entries once the first seed's float profile exists), gives every run its key
+A ``Plan`` parses the schedule entries once and resolves them as ``compare`` does
+(allocated entries once the first seed's float profile exists), gives every run its key
 (``store.run_key``), keeps each run's record as it lands (from a worker or from
 disk), and assembles the records in ``compare``'s order with
 ``experiment.results_from_records``.
@@ -16,7 +16,8 @@ import pandas as pd
 from torch import nn
 
 from ..data import Data
-from ..experiment import ALLOC_PREFIX, RunConfig, _resolve_entries, make_model, results_from_records, run_settings
+from ..experiment import (AllocEntry, RunConfig, is_float_preset, make_model, parse_entries, resolve_entries,
+                          results_from_records, run_settings)
 from ..quant import memory_summary
 from ..quant.presets import PRESETS, NamedSchedule
 from ..results import Results
@@ -81,7 +82,8 @@ class Plan:
     n_samples: int
     data_name: str | None = None  # the dataset's name when it was given by name: workers load it themselves
     template: nn.Module = field(init=False)
-    entries: list = field(init=False)  # (NamedSchedule | None, error), None while an alloc entry waits
+    entries: list = field(init=False)  # the parsed entries (analysis.entries), one per schedule
+    resolved: list = field(init=False)  # (NamedSchedule | None, error), None while an allocated entry waits
     records: dict = field(init=False, default_factory=dict)  # key -> {"run", "history", "profile", "model"}
 
     def __post_init__(self):
@@ -89,9 +91,9 @@ class Plan:
         self._data_desc = fingerprint_data(self.data)
         self._model_desc = fingerprint_model(self.model, self.width)
         self._memory: dict[str, tuple[float, float]] = {}
-        now = [e for e in self.schedules if not _is_alloc(e)]
-        resolved = iter(_resolve_entries(now, self.template, None))
-        self.entries = [(None, "") if _is_alloc(e) else next(resolved) for e in self.schedules]
+        self.entries = parse_entries(self.schedules, self.template, errors="keep")
+        self.resolved = [(None, "") if isinstance(e, AllocEntry) else resolve_entries([e], self.template)[0]
+                         for e in self.entries]
 
     @property
     def name(self) -> tuple[str, str]:
@@ -127,21 +129,21 @@ class Plan:
     @property
     def waiting(self) -> bool:
         """True while separability-allocated entries wait for the first seed's float profile."""
-        return any(named is None and not error for named, error in self.entries)
+        return any(named is None and not error for named, error in self.resolved)
 
     def n_waiting_runs(self) -> int:
-        return sum(named is None and not error for named, error in self.entries) * len(self.seeds)
+        return sum(named is None and not error for named, error in self.resolved) * len(self.seeds)
 
     def resolve_allocated(self, profile: pd.DataFrame | None) -> None:
         """Resolve the ``"alloc:"`` entries from the first seed's float profile (None: they fail)."""
-        todo = [i for i, (named, error) in enumerate(self.entries) if named is None and not error]
-        done = _resolve_entries([self.schedules[i] for i in todo], self.template, profile)
+        todo = [i for i, (named, error) in enumerate(self.resolved) if named is None and not error]
+        done = resolve_entries([self.entries[i] for i in todo], self.template, profile)
         for i, pair in zip(todo, done):
-            self.entries[i] = pair
+            self.resolved[i] = pair
 
     def schedule_runs(self) -> list[tuple[NamedSchedule, int, str]]:
         """``(named, seed, key)`` of every resolved schedule run, in ``compare``'s order."""
-        return [(named, seed, self.schedule_key(named, seed)) for named, error in self.entries
+        return [(named, seed, self.schedule_key(named, seed)) for named, error in self.resolved
                 if named is not None and not error and named.schedule is not None for seed in self.seeds]
 
     def describe(self, kind: str, named: NamedSchedule | None, seed: int) -> dict:
@@ -197,12 +199,9 @@ class Plan:
                 if seed == self.seeds[0] and rec.get("profile") is not None:
                     profiles.append(rec["profile"].assign(schedule=named.label, seed=seed))
         entries = [(named, error) if named is not None else
-                   (NamedSchedule(self.schedules[i], self.schedules[i], "allocated", None), "not resolved")
-                   for i, (named, error) in enumerate(self.entries)]
+                   (NamedSchedule(entry.text, entry.text, "allocated", None), "not resolved")
+                   for entry, (named, error) in zip(self.entries, self.resolved)]
         settings = run_settings(self.data, self.model, self.width, self.seeds, self.config, self.profile_metrics,
                                 self.n_samples)
-        return results_from_records(records, entries, self.schedules, self.template, settings, profiles, keep_models)
-
-
-def _is_alloc(entry) -> bool:
-    return isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX)
+        return results_from_records(records, entries, self.template, settings, profiles,
+                                    show_float=any(is_float_preset(e) for e in self.entries), keep_models=keep_models)

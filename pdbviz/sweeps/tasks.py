@@ -24,7 +24,7 @@ from torch import nn
 
 from ..analysis import separability_profile
 from ..data import Data, load_dataset
-from ..experiment import RunConfig, _failed, make_model, run_schedule, train_float
+from ..experiment import RunConfig, failed_record, make_model, run_schedule, train_float
 from ..quant import BitSchedule, quantize
 from ..quant.presets import PRESETS, NamedSchedule
 
@@ -41,6 +41,7 @@ class Shipped:
 
 #: the scheduler event topic on which each schedule run says that it has started
 STARTED = "pdbviz-run-started"
+
 
 def unship(value):
     return value.value if isinstance(value, Shipped) else value
@@ -117,7 +118,7 @@ def float_task(model, data: Data, seed: int, config: RunConfig, width: float, pr
     try:
         rec = train_float(model, data, seed, config, width)
     except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
-        return _finish(_failed(PRESETS["float"].label, seed, err), t0)
+        return _finish(failed_record(PRESETS["float"].label, seed, err), t0)
     try:
         rec["profile"] = _profile(rec["model"], data, profile, seed)
     except Exception as err:  # noqa: BLE001 - the model stays usable for its schedules
@@ -130,7 +131,7 @@ def mark_started() -> None:
 
     A worker that dies takes along the runs queued on it as well as the one it
     was running; the driver resubmits a run that died without ever starting
-    (``SweepRunner``), so that only the run that kills its worker counts deaths.
+    (``runner.Runner``), so that only the run that kills its worker counts deaths.
     """
     try:
         import distributed
@@ -151,7 +152,8 @@ def schedule_task(named: NamedSchedule, seed: int, data: Data, config: RunConfig
     packed = float_record.get("model") if float_record is not None else None
     if config.finetune and packed is None:
         why = float_record["run"]["error"] if float_record is not None else "missing"
-        return _finish(_failed(named.label, seed, RuntimeError(f"the float model of seed {seed} failed: {why}")), t0)
+        err = RuntimeError(f"the float model of seed {seed} failed: {why}")
+        return _finish(failed_record(named.label, seed, err), t0)
     float_model = unpack(packed, make_model(model, data, seed, width)) if packed is not None else None
     rec = run_schedule(named, seed, data, config, float_model, model, width)
     if rec["model"] is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,10 +10,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..data import Data
-from ..data import as_data
-from ..analysis.entries import entry_metrics
-from ..experiment import DEFAULT_SCHEDULES, RunConfig
+from .._checks import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, OrNone, validate_params
+from ..data import Data, as_data
+from ..experiment import DEFAULT_SCHEDULES, Entry, RunConfig, entry_metrics
 from ..quant import BitSchedule
 from ..results import Results
 from .cluster import connect, distributed
@@ -26,6 +24,12 @@ if TYPE_CHECKING:  # dask is optional: imported where a sweep runs
     from distributed import Client
 
 
+_COUNT = OrNone(POSITIVE_INT, mention=False)  # None: a default chosen by the cluster
+
+
+@validate_params({"epochs": POSITIVE_INT, "finetune_epochs": POSITIVE_INT, "batch_size": POSITIVE_INT,
+                  "n_samples": POSITIVE_INT, "lr": POSITIVE_REAL, "finetune_lr": POSITIVE_REAL, "width": POSITIVE_REAL,
+                  "workers": _COUNT, "threads": _COUNT, "retries": NON_NEGATIVE_INT})
 def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Sequence = "lenet",
           schedules: Sequence = DEFAULT_SCHEDULES, epochs: int = 20, seeds: Sequence[int] = (0,),
           finetune: bool = True, finetune_epochs: int = 3, lr: float = 3e-3, finetune_lr: float = 1e-3,
@@ -86,15 +90,9 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
     for m in models:
         if not isinstance(m, (str, nn.Module)):
             raise TypeError(f"model must be a model name or an nn.Module (or a list of them), got {type(m).__name__}")
-    seeds, schedules = _check_seeds(seeds), _check_schedules(schedules)
-    for name, value in (("epochs", epochs), ("finetune_epochs", finetune_epochs), ("batch_size", batch_size),
-                        ("n_samples", n_samples)):
-        _check_int(name, value, 1)
-    for name, value in (("lr", lr), ("finetune_lr", finetune_lr), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    seeds, schedules = _check_seeds(seeds), _as_entries(schedules)
     out = _check_out(out)
-    _check_runner(client, workers, threads, retries, on_result)
+    _check_runner(client, workers, on_result)
     if isinstance(profile_metrics, str):
         profile_metrics = (profile_metrics,)
     if isinstance(device, torch.device):
@@ -105,6 +103,7 @@ def sweep(data: str | Data | Sequence = "digits", model: str | nn.Module | Seque
     config = RunConfig(epochs, finetune, finetune_epochs, lr, finetune_lr, batch_size, device, False)
     plans = [Plan(d, m, schedules, seeds, config, width, tuple(profile_metrics), n_samples, name) for d, name in datas
              for m in models]
+    _check_no_metric_entries(plans)
     names = [p.name for p in plans]
     if len(set(names)) != len(names):
         raise ValueError(f"data x model gives the pair {next(n for n in names if names.count(n) > 1)} twice; "
@@ -142,13 +141,6 @@ def _as_list(value, single: tuple, what: str) -> list:
     return [value]
 
 
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        kind = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return value
-
-
 def _check_seeds(seeds) -> list[int]:
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     if not seeds:
@@ -161,17 +153,20 @@ def _check_seeds(seeds) -> list[int]:
     return seeds
 
 
-def _check_schedules(schedules) -> list:
-    if isinstance(schedules, (str, BitSchedule)):
+def _as_entries(schedules) -> list:
+    if isinstance(schedules, (str, BitSchedule, Entry)):
         schedules = [schedules]
     schedules = list(schedules)
     if not schedules:
         raise ValueError("schedules is empty")
-    named = entry_metrics(schedules)
+    return schedules
+
+
+def _check_no_metric_entries(plans) -> None:
+    named = list(dict.fromkeys(m for p in plans for m in entry_metrics(p.entries)))
     if named:
         raise ValueError(f"schedules: sweep does not run 'alloc:METRIC:B' entries (here {', '.join(named)}); "
                          "use 'alloc:B' (separability), or pdbviz.compare for other metrics")
-    return schedules
 
 
 def _check_out(out) -> Path:
@@ -183,7 +178,7 @@ def _check_out(out) -> Path:
     return out
 
 
-def _check_runner(client, workers, threads, retries, on_result) -> None:
+def _check_runner(client, workers, on_result) -> None:
     if isinstance(client, str) and not client.strip():
         raise ValueError("client is an empty address; give a scheduler address such as 'tcp://10.0.0.5:8786', "
                          "or None for a local cluster")
@@ -192,13 +187,8 @@ def _check_runner(client, workers, threads, retries, on_result) -> None:
         if not isinstance(client, dd.Client):
             raise TypeError(f"client must be None (a local cluster), a scheduler address such as "
                             f"'tcp://10.0.0.5:8786', or a distributed.Client, got {type(client).__name__}")
-    if workers is not None:
-        _check_int("workers", workers, 1)
-        if client is not None:
-            raise ValueError(f"workers={workers} sizes the local cluster; with a client or scheduler address the "
-                             "cluster's own workers run the sweep (leave workers=None)")
-    if threads is not None:
-        _check_int("threads", threads, 1)
-    _check_int("retries", retries, 0)
+    if workers is not None and client is not None:
+        raise ValueError(f"workers={workers} sizes the local cluster; with a client or scheduler address the "
+                         "cluster's own workers run the sweep (leave workers=None)")
     if on_result is not None and not callable(on_result):
         raise TypeError(f"on_result must be a function of one RunRecord, got {type(on_result).__name__}")

@@ -1,0 +1,140 @@
+"""compare itself: entries parsed once, labels, the float row, failed runs, allocated entries."""
+
+import inspect
+import math
+
+import pytest
+import torch
+
+import pdbviz
+from pdbviz.analysis import entries as entries_module
+from pdbviz.experiment import (AllocEntry, Budget, InvalidEntry, RunConfig, check_schedules, failed_record,
+                               run_schedule)
+from pdbviz.quant.presets import NamedSchedule
+
+SCHEDULES = ["float", "2", "halving", "alloc:1.5", "alloc:hawq:2", "alloc:halving", "8-x"]
+FAST = dict(epochs=1, finetune_epochs=1, n_samples=100, profile_metrics=("fisher",), progress=False)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return pdbviz.load_dataset("digits", train_subset=300)
+
+
+@pytest.fixture(scope="module")
+def traced(data):
+    """A compare on a tiny LeNet, with every entry parse, budget parse and allocator call recorded."""
+    calls = {"parse_entry": [], "parse_budget": [], "allocate_bits": [], "allocate": []}
+    originals = {name: getattr(entries_module, name) for name in calls}
+
+    def spy(name):
+        def wrapped(*args, **kwargs):
+            calls[name].append(args)
+            return originals[name](*args, **kwargs)
+        return wrapped
+
+    mp = pytest.MonkeyPatch()
+    for name in calls:
+        mp.setattr(entries_module, name, spy(name))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = pdbviz.compare(data, schedules=SCHEDULES, seeds=(0,), **FAST)
+    finally:
+        torch.set_num_threads(threads)
+        mp.undo()
+    return results, calls
+
+
+def test_each_entry_is_parsed_once_and_budgets_stay_numbers(traced):
+    results, calls = traced
+    parsed = [args[0] for args in calls["parse_entry"]]
+    assert sorted(parsed) == sorted(SCHEDULES)  # once each, "alloc:hawq:2" included
+    # only the budgets given as text or numbers are parsed; the memory of 8-4-2-1 is a number from the start
+    assert [args[0] for args in calls["parse_budget"]] == [1.5, 2.0]
+    assert all(isinstance(args[2], float) for args in calls["allocate_bits"]) and len(calls["allocate_bits"]) == 2
+    assert [args[2] for args in calls["allocate"]] == [{"bits": 2.0}]
+
+
+def test_labels_kinds_and_the_float_row(traced, data):
+    t = traced[0].table.set_index("schedule")
+    assert t.index.tolist() == ["float-32", "uniform 2-bit", "8-4-2-1", "allocated @ 1.5 bits",
+                                "allocated (hawq) @ 2 bits", "allocated @ memory of 8-4-2-1", "8-x"]
+    assert t.kind.tolist() == ["float", "uniform", "decreasing", "allocated", "allocated", "allocated", "custom"]
+    template = pdbviz.build_model("lenet", data.input_shape, data.num_classes)
+    flt = t.loc["float-32"]
+    assert set(flt.w_bits.split("-")) == {"32"} and flt.avg_bits == 32 and flt.compression == 1
+    assert flt.kib == pytest.approx(pdbviz.memory_summary(template).quantized_weight_kib)
+    assert flt.n_seeds == 1 and 0 < flt.acc_mean <= 100 and flt.error == ""
+    config = traced[0].config
+    assert config["entries"]["allocated @ memory of 8-4-2-1"] == "alloc:halving"
+    assert config["schedule_strings"]["float-32"] == "float" and config["dataset"] == "digits"
+
+
+def test_a_bad_entry_is_recorded_and_the_others_run(traced):
+    r = traced[0]
+    bad = r.table.set_index("schedule").loc["8-x"]
+    assert "cannot parse" in bad.error and bad.n_seeds == 0 and math.isnan(bad.acc_mean)
+    assert (r.table.error[r.table.schedule != "8-x"] == "").all()
+    assert "8-x" not in set(r.runs.schedule) and len(r.runs) == 6
+
+
+def test_allocated_entries_meet_their_budgets(traced, data):
+    t = traced[0].table.set_index("schedule")
+    template = pdbviz.build_model("lenet", data.input_shape, data.num_classes)
+    halving = pdbviz.memory_summary(template, pdbviz.BitSchedule.decreasing(template, 8, 1))
+    assert t.loc["allocated @ 1.5 bits"].avg_bits <= 1.5
+    assert t.loc["allocated (hawq) @ 2 bits"].avg_bits <= 2
+    assert t.loc["allocated @ memory of 8-4-2-1"].kib <= halving.quantized_weight_kib * (1 + 1e-12)
+    # the budget is the reference's memory exactly, not a rounded text
+    entry = check_schedules(["alloc:halving"], template)[0]
+    assert isinstance(entry, AllocEntry) and entry.budget == Budget(halving.quantized_weight_kib, "kib")
+
+
+def test_compare_takes_entries_parsed_beforehand(data):
+    template = pdbviz.build_model("lenet", data.input_shape, data.num_classes)
+    parsed = check_schedules(["float", "4"], template)
+    r = pdbviz.compare(data, schedules=parsed, seeds=(0,), **FAST)
+    assert r.table.schedule.tolist() == ["float-32", "uniform 4-bit"]
+    without_float = pdbviz.compare(data, schedules=parsed[1:], seeds=(0,), **FAST)
+    assert without_float.table.schedule.tolist() == ["uniform 4-bit"]
+    assert set(without_float.runs.schedule) == {"uniform 4-bit"}  # float runs are trained, not shown
+
+
+def test_a_failing_run_is_a_record_not_an_exception(data):
+    lenet = pdbviz.build_model("lenet", data.input_shape, data.num_classes)
+    foreign = NamedSchedule("4", "uniform 4-bit", "uniform", pdbviz.BitSchedule.uniform(["nosuch"], 4))
+    rec = run_schedule(foreign, 3, data, RunConfig(epochs=1), lenet)
+    assert rec["model"] is None and rec["history"] is None and math.isnan(rec["run"]["test_acc"])
+    assert rec["run"]["seed"] == 3 and rec["run"]["error"].startswith("ValueError: ")
+    assert "nosuch" in rec["run"]["error"]
+    assert failed_record("x", 0, KeyError("k"))["run"]["error"] == "KeyError: 'k'"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(epochs=0), "epochs must be a positive integer, got 0"),
+    (dict(finetune_epochs=1.5), "finetune_epochs must be a positive integer, got 1.5"),
+    (dict(lr=-1), "lr must be a positive number, got -1"),
+    (dict(width=0), "width must be a positive number, got 0"),
+    (dict(batch_size=True), "batch_size must be a positive integer, got True"),
+    (dict(schedules=[]), "schedules is empty"),
+])
+def test_bad_arguments_fail_before_training(kwargs, message, monkeypatch):
+    import pdbviz.experiment.comparison as comparison
+
+    monkeypatch.setattr(comparison, "train_float", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=message):
+        pdbviz.compare("digits", progress=False, **kwargs)
+
+
+def test_compare_keeps_its_signature():
+    params = inspect.signature(pdbviz.compare).parameters
+    assert list(params)[:5] == ["data", "model", "schedules", "epochs", "seeds"] and params["epochs"].default == 20
+
+
+def test_invalid_entries_keep_their_error():
+    template = pdbviz.build_model("lenet", (1, 8, 8), 10)
+    kept = pdbviz.experiment.parse_entries(["2", "alloc:nope:2", 7], template, errors="keep")
+    assert [type(e).__name__ for e in kept] == ["ScheduleEntry", "InvalidEntry", "InvalidEntry"]
+    assert isinstance(kept[1], InvalidEntry) and "unknown metric 'nope'" in kept[1].error
+    assert kept[2].label == "7" and kept[2].error.startswith("TypeError: each schedule must be a string")
