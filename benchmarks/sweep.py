@@ -8,7 +8,7 @@ the separability profile of each run), all from one float model trained
 beforehand and stored as a sweep record.
 
 - sequential: one process runs the 8 one after another with the function
-  every worker runs (``pdbviz.sweep.tasks.schedule_task``), torch using all
+  every worker runs (``pdbviz.sweeps.tasks.schedule_task``), torch using all
   the process's threads, as ``compare`` does.
 - sweep: ``pdbviz.sweep`` on a LocalCluster of ``--workers`` processes of
   one thread (started and warmed before timing, as the sweep's own cluster is
@@ -46,9 +46,9 @@ import torch
 
 import pdbviz
 from pdbviz.experiment import RunConfig, resolve_schedule
-from pdbviz.sweep import RunStore
-from pdbviz.sweep.cluster import connect
-from pdbviz.sweep.tasks import pack, schedule_task
+from pdbviz.sweeps import RunStore
+from pdbviz.sweeps.cluster import connect
+from pdbviz.sweeps.tasks import pack, schedule_task
 
 SCHEDULES = ["1", "2", "3", "4", "5", "6", "8", "halving"]
 SETTINGS = dict(epochs=20, finetune_epochs=3, progress=False)
@@ -59,7 +59,7 @@ def _noop(i):
 
 
 def _warm():
-    import pdbviz.sweep.tasks  # noqa: F401 - imports torch and pdbviz in the worker
+    import pdbviz.sweeps.tasks  # noqa: F401 - imports torch and pdbviz in the worker
 
     return torch.get_num_threads()
 

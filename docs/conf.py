@@ -37,7 +37,7 @@ pdbviz_api_modules = [
     "pdbviz.claims",
     "pdbviz.study",
     "pdbviz.checkpoint",
-    "pdbviz.sweep",
+    "pdbviz.sweeps",
     "pdbviz.export",
     "pdbviz.plot",
     "pdbviz.widgets",

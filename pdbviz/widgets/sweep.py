@@ -6,7 +6,7 @@ import html
 
 import pandas as pd
 
-from ..sweep import RunRecord
+from ..sweeps import RunRecord
 from ._common import ErrorArea, Worker, _widgets, kib
 
 #: marker symbol of each schedule kind (as in the report's accuracy-vs-memory figure)
@@ -105,7 +105,7 @@ class SweepDashboard:
 
         The ``Results`` land in ``self.results``; an error shows in the dashboard.
         """
-        from ..sweep import sweep
+        from ..sweeps import sweep
 
         if "on_result" in kwargs:
             raise TypeError("on_result is the dashboard's own; use SweepDashboard.add from your callback instead")
