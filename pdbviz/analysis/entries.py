@@ -35,7 +35,8 @@ from .._checks import OneOf, did_you_mean, validate
 from ..quant import BitSchedule, memory_summary
 from ..quant.presets import NamedSchedule, resolve_preset
 from ..quant.quantizers import WEIGHT_QUANTIZERS
-from .allocate import allocate_bits, parse_budget
+from .budgets import parse_budget
+from .separability_allocation import allocate_bits
 from .costs import predicted_loss
 from .front import allocate
 from .metrics import METRIC_INFO
