@@ -113,16 +113,27 @@ def test_a_mode_without_integer_form_is_a_clear_error():
 def test_qonnx_runs_in_qonnx_like_pdbviz_and_counts_its_bits(exported, case):
     q, x, qonnx_file, _ = exported[case]
     _assert_agrees(q, x[:2], export.run_qonnx(qonnx_file.path, x[:2]))  # one sample at a time: keep it short
-    cost = export.qonnx_cost(qonnx_file.path)
+    cost = export.qonnx_cost(qonnx_file.path)  # qonnx's default options: zero weights discounted
     table = pdbviz.memory_report(q).table
-    assert cost.weight_bits == table.weight_bits.sum()
-    assert cost.macs == pytest.approx(table.macs.sum())
-    by_bits = table.groupby("w_bits").params.sum().to_dict()
+    spec = pdbviz.schedule_of(q)
+    zeros = {name: int((getattr(q.get_submodule(name), "weight").detach() == 0).sum()) for name in table.layer}
+    assert cost.weight_bits == (table.weight_bits - table.layer.map(zeros) * table.w_bits).sum()
+    assert sum(zeros.values()) == 0 or spec[table.layer[0]].weight_mode == "symmetric"  # only true zeros discounted
+    # DoReFa's k-bit weights (levels without a zero) are k binary planes, each a copy of its layer
+    planes = [b if spec[n].weight_mode == "dorefa" else 1 for n, b in zip(table.layer, table.w_bits)]
+    density = 1 - table.layer.map(zeros) / table.params
+    assert cost.macs == pytest.approx((table.macs * planes * density).sum())
+    assert cost.bops == pytest.approx((table.bops * density).sum())
+    binary = [spec[n].weight_mode == "dorefa" or b == 1 for n, b in zip(table.layer, table.w_bits)]
     counted = {}
     for dtype, n in cost.bits_by_type.items():
         bits = 1 if dtype == "BIPOLAR" else 32 if dtype == "FLOAT32" else int("".join(c for c in dtype if c.isdigit()))
         counted[bits] = counted.get(bits, 0) + n
-    assert counted == by_bits
+    expected = {}
+    for b, n, z, is_binary in zip(table.w_bits, table.params, table.layer.map(zeros), binary):
+        key, elems = (1, n * b) if is_binary else (b, n - z)
+        expected[key] = expected.get(key, 0) + elems
+    assert counted == expected
 
 
 def test_qonnx_nodes_carry_the_schedule(exported):
@@ -136,7 +147,13 @@ def test_qonnx_nodes_carry_the_schedule(exported):
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     weight_bits = sorted(int(inits[n.input[3]]) for n in quant if n.input[0] in inits)
     input_bits = [int(inits[n.input[3]]) for n in quant if n.input[0] not in inits]
-    assert weight_bits == [2, 4, 8] and len(bipolar) == 2  # fc2, fc3 at 1 bit
+    # DoReFa's weights: k binary planes each (no zero stored), one BipolarQuant per layer on the stacked planes
+    table = pdbviz.memory_report(q).table
+    planes = sorted(inits[n.input[0]].size // n_params for n, n_params in
+                    zip(sorted(bipolar, key=lambda n: inits[n.input[0]].size), sorted(table.params * table.w_bits)))
+    assert weight_bits == [] and len(bipolar) == len(table) and planes == [1] * len(table)
+    assert sorted(inits[n.input[0]].size for n in bipolar) == sorted(table.params * table.w_bits)
+    assert all(set(np.unique(inits[n.input[0]])) == {-1.0, 1.0} for n in bipolar)
     assert input_bits == [8] * 4  # every input but the network's own
     assert all(float(inits[n.input[2]]) == 0 for n in quant)  # zero-points 0: qonnx types them as integers
     assert dict((p.key, p.value) for p in model.metadata_props)["pdbviz_format"] == "qonnx"
@@ -220,7 +237,7 @@ def test_a_float_model_is_not_exported(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_kind_the_format_cannot_express_is_an_error(tmp_path):
+def test_an_embedding_exports_as_a_gather_of_its_integer_table(tmp_path):
     class Tagger(nn.Module):
         def __init__(self):
             super().__init__()
@@ -229,9 +246,36 @@ def test_a_kind_the_format_cannot_express_is_an_error(tmp_path):
         def forward(self, x):
             return self.fc(self.emb(x).mean(1))
 
-    q = pdbviz.quantize(Tagger(), "4", example_input=torch.zeros(2, 5, dtype=torch.long))
-    with pytest.raises(export.ExportError, match="'emb'.*Embedding"):
-        export.to_qonnx(q, tmp_path / "t.onnx", example_input=torch.zeros(2, 5, dtype=torch.long))
+    x = torch.randint(0, 20, (2, 5), generator=torch.Generator().manual_seed(0))
+    q = pdbviz.quantize(Tagger(), "4", example_input=x).eval()
+    with torch.no_grad():
+        ref = q(x).numpy()
+    result = export.to_qonnx(q, tmp_path / "t.qonnx.onnx", example_input=x)
+    assert np.abs(export.run_qonnx(result.path, x) - ref).max() <= TOL * max(1.0, np.abs(ref).max())
+    assert [layer.name for layer in result.layers] == ["emb", "fc"]
+    result = export.to_onnx(q, tmp_path / "t.onnx", example_input=x)
+    assert np.abs(export.run_onnx(result.path, x) - ref).max() <= TOL * max(1.0, np.abs(ref).max())
+    assert result.dynamic_axes == ("batch", "sequence")
+
+
+def test_an_exporter_failure_is_one_clean_line_with_its_cause(tmp_path):
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            if self.fc(x).sum() > 0:  # control flow on data: torch.export cannot trace it
+                return x
+            return -x
+
+    q = pdbviz.quantize(DataDependent(), "4", example_input=torch.ones(2, 4))
+    with pytest.raises(export.ExportError) as info:
+        export.to_onnx(q, tmp_path / "d.onnx", example_input=torch.ones(2, 4))
+    message = str(info.value)
+    assert "\n" not in message and "\x1b" not in message and "DataDependent" in message
+    assert info.value.__cause__ is not None
+    assert not list(tmp_path.iterdir())
 
 
 def test_bad_arguments_name_the_parameter(tmp_path):

@@ -26,7 +26,7 @@ from torch import nn
 from ..quant.convert import dequantize
 from ..quant.discovery import discover
 from ..quant.layers import weight_quant
-from ._graph import check_quantized
+from ._trace import check_quantized
 from .grid import ExportError, require
 
 #: torchao mapping type per weight mode (others: SYMMETRIC)
