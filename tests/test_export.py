@@ -201,7 +201,8 @@ def test_torchao_config_maps_linear_layers_at_the_schedules_bits():
     with pytest.warns(UserWarning, match="1 bit"):
         result = export.torchao_config(q)
     assert result.layers == {"fc1": "int8", "fc2": "int4", "fc3": "int2"}
-    assert list(result.notes) == ["fc3"]
+    assert list(result.notes) == ["fc1", "fc2", "fc3"]  # DoReFa's levels have no zero: torchao re-quantizes them
+    assert all("own grid" in note for note in result.notes.values()) and not result.exact
     served = result.apply(q)
     for name, bits in (("fc1", 8), ("fc2", 4), ("fc3", 2)):
         w = getattr(served, name).weight
@@ -212,6 +213,21 @@ def test_torchao_config_maps_linear_layers_at_the_schedules_bits():
     assert type(config_from_dict(json.loads(result.to_json()))).__name__ == "FqnToConfig"
     with pytest.raises(export.ExportError, match="fc3"):
         export.torchao_config(q, strict=True)
+
+
+@pytest.mark.parametrize("schedule", ["symmetric:8-4-2", "lsq:8-4-3"])
+def test_torchao_holds_symmetric_and_lsq_grids_exactly(schedule):
+    pytest.importorskip("torchao")
+    q, x = _quantized("mlp", schedule)
+    x = torch.rand(32, *x.shape[1:], generator=torch.Generator().manual_seed(1))
+    result = export.torchao_config(q, strict=True)  # nothing torchao cannot express
+    assert set(result.exact) == {"fc1", "fc2", "fc3"} and not result.notes
+    served = result.apply(q)
+    for name in ("fc1", "fc2", "fc3"):
+        assert torch.equal(getattr(served, name).weight.dequantize(), getattr(q, name).weight.detach())
+    with torch.no_grad():
+        a = export.agreement(q(x), served(x))
+    assert a.max_abs_diff <= TOL * max(1.0, float(q(x).abs().max())) and a.argmax_agreement == 1.0
 
 
 def test_torchao_says_what_it_cannot_express():

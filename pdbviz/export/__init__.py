@@ -2,8 +2,8 @@
 
 Each format is checked by its own tool: ``run_qonnx`` (qonnx's executor),
 ``qonnx_cost`` (qonnx's inference cost), ``run_onnx`` (onnxruntime), and
-``torchao.quantize_`` for the ``FqnToConfig`` of ``torchao_config``. The
-libraries come with the extra ``pip install "pdbviz[export]"`` and are
+``torchao.quantize_`` for the ``FqnToConfig`` of ``torchao_config``. Each format is
+one registration (``formats()``, ``register_format``). The libraries come with the extra ``pip install "pdbviz[export]"`` and are
 imported only when used.
 
 Example::
@@ -18,6 +18,7 @@ Example::
 """
 
 from .api import FORMATS, export_model
+from .formats import ExportFormat, formats, register_format
 from .grid import (ACTIVATION_FORMS, INTEGER_FORMS, ExportError, IntegerGrid, activation_grid,
                    register_activation_form, register_integer_form, weight_grid)
 from .torchao_config import TorchaoExport, torchao_config
@@ -30,6 +31,7 @@ __all__ = [
     "FORMATS",
     "INTEGER_FORMS",
     "ExportError",
+    "ExportFormat",
     "ExportResult",
     "IntegerGrid",
     "LayerExport",
@@ -38,7 +40,9 @@ __all__ = [
     "activation_grid",
     "agreement",
     "export_model",
+    "formats",
     "qonnx_cost",
+    "register_format",
     "register_activation_form",
     "register_integer_form",
     "run_onnx",
