@@ -48,6 +48,7 @@ class Graph:
             self._names.add(node.name)
         self.dropped: set[str] = set()  # names of original nodes to leave out
         self._static = self._static_tensors()
+        self.shape("")  # shapes of the graph as traced, before any edit
 
     def _static_tensors(self) -> set[str]:
         """Tensors that do not depend on the graph's inputs (initializers, constants and what they compute)."""
