@@ -204,3 +204,39 @@ def test_qonnx_cost_counts_the_tables_bits_for_the_layers_it_costs(case):
         floats -= sum(m.weight.numel() for m in q.modules() if type(m).__name__ == "Conv1D")
     assert floats == 0
     assert cost.weight_bits - 32 * cost.bits_by_type.get("FLOAT32", 0) == expected
+
+
+class Odd(nn.Module):
+    """A weight_norm'd Linear, one Linear registered under two names and a weight-standardised convolution,
+    then a plain four-Linear MLP, on (N, T, F) input."""
+
+    class StdConv(nn.Conv1d):
+        def forward(self, x):
+            w = (self.weight - self.weight.mean((1, 2), keepdim=True)) / (self.weight.std((1, 2), keepdim=True) + 1)
+            return nn.functional.conv1d(x, w, self.bias, padding=1)
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.utils.parametrizations.weight_norm(nn.Linear(16, 16))
+        self.shared = nn.Linear(16, 16)
+        self.alias = self.shared
+        self.std = Odd.StdConv(16, 16, 3)
+        self.mlp = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 8),
+                                 nn.ReLU(), nn.Linear(8, 4))
+
+    def forward(self, x):
+        x = self.alias(torch.relu(self.shared(torch.relu(self.norm(x)))))
+        return self.mlp(self.std(x.transpose(1, 2)).transpose(1, 2))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "qonnx"])
+def test_each_weight_is_found_whatever_its_name_rank_or_form(tmp_path, fmt):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = pdbviz.quantize(Odd().eval(), "4", example_input=x).eval()
+    write, run = (export.to_onnx, export.run_onnx) if fmt == "onnx" else (export.to_qonnx, export.run_qonnx)
+    result = write(q, tmp_path / "odd.onnx", example_input=x)
+    assert [layer.name for layer in result.layers] == pdbviz.quantizable_layers(q)
+    _close(_out(q, x[:1]), run(result.path, x[:1]))
