@@ -2,9 +2,10 @@
 
 Each format is checked by its own tool: ``run_qonnx`` (qonnx's executor),
 ``qonnx_cost`` (qonnx's inference cost), ``run_onnx`` (onnxruntime), and
-``torchao.quantize_`` for the ``FqnToConfig`` of ``torchao_config``. Each format is
-one registration (``formats()``, ``register_format``). The libraries come with the extra ``pip install "pdbviz[export]"`` and are
-imported only when used.
+``torchao.quantize_`` for the ``FqnToConfig`` of ``torchao_config``. Each
+format is one registration (``formats()``, ``register_format``) that
+``export_model`` and the command line read. The libraries come with the extra
+``pip install "pdbviz[export]"`` and are imported only when used.
 
 Example::
 
