@@ -147,13 +147,14 @@ def test_qonnx_nodes_carry_the_schedule(exported):
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     weight_bits = sorted(int(inits[n.input[3]]) for n in quant if n.input[0] in inits)
     input_bits = [int(inits[n.input[3]]) for n in quant if n.input[0] not in inits]
-    # DoReFa's weights: k binary planes each (no zero stored), one BipolarQuant per layer on the stacked planes
+    # DoReFa's weights: k binary planes each (no zero stored), one BipolarQuant per layer on the stacked planes,
+    # their signs stored as int8
     table = pdbviz.memory_report(q).table
-    planes = sorted(inits[n.input[0]].size // n_params for n, n_params in
-                    zip(sorted(bipolar, key=lambda n: inits[n.input[0]].size), sorted(table.params * table.w_bits)))
-    assert weight_bits == [] and len(bipolar) == len(table) and planes == [1] * len(table)
-    assert sorted(inits[n.input[0]].size for n in bipolar) == sorted(table.params * table.w_bits)
-    assert all(set(np.unique(inits[n.input[0]])) == {-1.0, 1.0} for n in bipolar)
+    casts = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    signs = [inits[casts[n.input[0]]] for n in bipolar]
+    assert weight_bits == [] and len(bipolar) == len(table)
+    assert sorted(a.size for a in signs) == sorted(table.params * table.w_bits)
+    assert all(a.dtype == np.int8 and set(np.unique(a)) == {-1, 1} for a in signs)
     assert input_bits == [8] * 4  # every input but the network's own
     assert all(float(inits[n.input[2]]) == 0 for n in quant)  # zero-points 0: qonnx types them as integers
     assert dict((p.key, p.value) for p in model.metadata_props)["pdbviz_format"] == "qonnx"

@@ -13,16 +13,16 @@ The data each quantized weight multiplies gets its input quantizer:
   it. Inputs: ``QuantizeLinear`` to uint8, ``Clip`` below 8 bits,
   ``DequantizeLinear``. Batch and sequence axes are dynamic.
 - **QONNX**: a grid with a zero (symmetric, LSQ) becomes
-  ``Quant(w, scale, 0, bits)``, typed ``SCALEDINT<bits>`` by qonnx. A 1-bit
-  weight is ``BipolarQuant(sign, 1)``; DoReFa's k-bit weight, whose levels
-  ``(c + 1/2) scale`` have no zero, is the sum of k binary planes,
-  ``scale/2 * sum_j 2^j b_j`` with ``b_j`` in {-1, +1}: each plane a
-  ``BipolarQuant`` feeding its own copy of the layer, the copies scaled and
-  summed (a bit-serial form). No stored weight is zero unless its value is,
-  so qonnx's ``inference_cost`` with its default options counts the
-  schedule's bits. Where a weight does not enter its layer linearly (the
-  fused ``LSTM``/``GRU`` ops) it is written exactly as
-  ``Quant(w, scale, -1/2, k)`` or ``BipolarQuant(w, scale)``, which qonnx
+  ``Quant(w, scale, 0, bits)``, typed ``SCALEDINT<bits>`` by qonnx. DoReFa's
+  k-bit weight, whose levels ``(c + 1/2) scale`` have no zero, is the sum of
+  k binary planes, ``scale/2 * sum_j 2^j b_j`` with ``b_j`` in {-1, +1} (a
+  1-bit weight is one plane, ``scale * b``): the planes, stacked and stored
+  as int8 signs, feed one ``BipolarQuant`` and one copy of the layer with k
+  times its outputs, which are scaled and summed (``_planes``). No stored
+  weight is zero unless its value is, so qonnx's ``inference_cost`` with its
+  default options counts the schedule's bits. Where a weight does not enter
+  its layer linearly (the fused ``LSTM``/``GRU`` ops) it is written exactly
+  as ``Quant(w, scale, -1/2, k)`` or ``BipolarQuant(w, scale)``, which qonnx
   types as float. Inputs: ``Quant(x, scale, 0, k, signed=0)``. Shapes are
   static with a batch of 1 (FINN's convention; qonnx's executor runs one
   sample at a time).
@@ -106,9 +106,10 @@ class _Qonnx:
             return _describe(grid)
         planes, coefs = _planes_of(grid, codes)
 
-        def bipolar(values: np.ndarray, name: str) -> str:
-            return g.node("BipolarQuant", [g.const(f"{name}_w", values), g.const(f"{name}_unit", 1.0)],
-                          f"{name}_bipolar", domain=QONNX_DOMAIN)
+        def bipolar(values: np.ndarray, name: str) -> str:  # +-1 stored as int8, a quarter of float32
+            signs = g.node("Cast", [g.const(f"{name}_w", values, np.int8)], f"{name}_signs", to=1)
+            return g.node("BipolarQuant", [signs, g.const(f"{name}_unit", 1.0)], f"{name}_bipolar",
+                          domain=QONNX_DOMAIN)
 
         why = _planes.write(g, init, t.values.shape, g.use(init), planes, coefs, bipolar, hint)
         if not why:
