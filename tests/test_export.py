@@ -113,16 +113,27 @@ def test_a_mode_without_integer_form_is_a_clear_error():
 def test_qonnx_runs_in_qonnx_like_pdbviz_and_counts_its_bits(exported, case):
     q, x, qonnx_file, _ = exported[case]
     _assert_agrees(q, x[:2], export.run_qonnx(qonnx_file.path, x[:2]))  # one sample at a time: keep it short
-    cost = export.qonnx_cost(qonnx_file.path)
+    cost = export.qonnx_cost(qonnx_file.path)  # qonnx's default options: zero weights discounted
     table = pdbviz.memory_report(q).table
-    assert cost.weight_bits == table.weight_bits.sum()
-    assert cost.macs == pytest.approx(table.macs.sum())
-    by_bits = table.groupby("w_bits").params.sum().to_dict()
+    spec = pdbviz.schedule_of(q)
+    zeros = {name: int((getattr(q.get_submodule(name), "weight").detach() == 0).sum()) for name in table.layer}
+    assert cost.weight_bits == (table.weight_bits - table.layer.map(zeros) * table.w_bits).sum()
+    assert sum(zeros.values()) == 0 or spec[table.layer[0]].weight_mode == "symmetric"  # only true zeros discounted
+    # DoReFa's k-bit weights (levels without a zero) are k binary planes, each a copy of its layer
+    planes = [b if spec[n].weight_mode == "dorefa" else 1 for n, b in zip(table.layer, table.w_bits)]
+    density = 1 - table.layer.map(zeros) / table.params
+    assert cost.macs == pytest.approx((table.macs * planes * density).sum())
+    assert cost.bops == pytest.approx((table.bops * density).sum())
+    binary = [spec[n].weight_mode == "dorefa" or b == 1 for n, b in zip(table.layer, table.w_bits)]
     counted = {}
     for dtype, n in cost.bits_by_type.items():
         bits = 1 if dtype == "BIPOLAR" else 32 if dtype == "FLOAT32" else int("".join(c for c in dtype if c.isdigit()))
         counted[bits] = counted.get(bits, 0) + n
-    assert counted == by_bits
+    expected = {}
+    for b, n, z, is_binary in zip(table.w_bits, table.params, table.layer.map(zeros), binary):
+        key, elems = (1, n * b) if is_binary else (b, n - z)
+        expected[key] = expected.get(key, 0) + elems
+    assert counted == expected
 
 
 def test_qonnx_nodes_carry_the_schedule(exported):
@@ -136,7 +147,14 @@ def test_qonnx_nodes_carry_the_schedule(exported):
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     weight_bits = sorted(int(inits[n.input[3]]) for n in quant if n.input[0] in inits)
     input_bits = [int(inits[n.input[3]]) for n in quant if n.input[0] not in inits]
-    assert weight_bits == [2, 4, 8] and len(bipolar) == 2  # fc2, fc3 at 1 bit
+    # DoReFa's weights: k binary planes each (no zero stored), one BipolarQuant per layer on the stacked planes,
+    # their signs stored as int8
+    table = pdbviz.memory_report(q).table
+    casts = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    signs = [inits[casts[n.input[0]]] for n in bipolar]
+    assert weight_bits == [] and len(bipolar) == len(table)
+    assert sorted(a.size for a in signs) == sorted(table.params * table.w_bits)
+    assert all(a.dtype == np.int8 and set(np.unique(a)) == {-1, 1} for a in signs)
     assert input_bits == [8] * 4  # every input but the network's own
     assert all(float(inits[n.input[2]]) == 0 for n in quant)  # zero-points 0: qonnx types them as integers
     assert dict((p.key, p.value) for p in model.metadata_props)["pdbviz_format"] == "qonnx"
@@ -184,7 +202,8 @@ def test_torchao_config_maps_linear_layers_at_the_schedules_bits():
     with pytest.warns(UserWarning, match="1 bit"):
         result = export.torchao_config(q)
     assert result.layers == {"fc1": "int8", "fc2": "int4", "fc3": "int2"}
-    assert list(result.notes) == ["fc3"]
+    assert list(result.notes) == ["fc1", "fc2", "fc3"]  # DoReFa's levels have no zero: torchao re-quantizes them
+    assert all("own grid" in note for note in result.notes.values()) and not result.exact
     served = result.apply(q)
     for name, bits in (("fc1", 8), ("fc2", 4), ("fc3", 2)):
         w = getattr(served, name).weight
@@ -195,6 +214,21 @@ def test_torchao_config_maps_linear_layers_at_the_schedules_bits():
     assert type(config_from_dict(json.loads(result.to_json()))).__name__ == "FqnToConfig"
     with pytest.raises(export.ExportError, match="fc3"):
         export.torchao_config(q, strict=True)
+
+
+@pytest.mark.parametrize("schedule", ["symmetric:8-4-2", "lsq:8-4-3"])
+def test_torchao_holds_symmetric_and_lsq_grids_exactly(schedule):
+    pytest.importorskip("torchao")
+    q, x = _quantized("mlp", schedule)
+    x = torch.rand(32, *x.shape[1:], generator=torch.Generator().manual_seed(1))
+    result = export.torchao_config(q, strict=True)  # nothing torchao cannot express
+    assert set(result.exact) == {"fc1", "fc2", "fc3"} and not result.notes
+    served = result.apply(q)
+    for name in ("fc1", "fc2", "fc3"):
+        assert torch.equal(getattr(served, name).weight.dequantize(), getattr(q, name).weight.detach())
+    with torch.no_grad():
+        a = export.agreement(q(x), served(x))
+    assert a.max_abs_diff <= TOL * max(1.0, float(q(x).abs().max())) and a.argmax_agreement == 1.0
 
 
 def test_torchao_says_what_it_cannot_express():
@@ -220,7 +254,7 @@ def test_a_float_model_is_not_exported(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_kind_the_format_cannot_express_is_an_error(tmp_path):
+def test_an_embedding_exports_as_a_gather_of_its_integer_table(tmp_path):
     class Tagger(nn.Module):
         def __init__(self):
             super().__init__()
@@ -229,9 +263,36 @@ def test_a_kind_the_format_cannot_express_is_an_error(tmp_path):
         def forward(self, x):
             return self.fc(self.emb(x).mean(1))
 
-    q = pdbviz.quantize(Tagger(), "4", example_input=torch.zeros(2, 5, dtype=torch.long))
-    with pytest.raises(export.ExportError, match="'emb'.*Embedding"):
-        export.to_qonnx(q, tmp_path / "t.onnx", example_input=torch.zeros(2, 5, dtype=torch.long))
+    x = torch.randint(0, 20, (2, 5), generator=torch.Generator().manual_seed(0))
+    q = pdbviz.quantize(Tagger(), "4", example_input=x).eval()
+    with torch.no_grad():
+        ref = q(x).numpy()
+    result = export.to_qonnx(q, tmp_path / "t.qonnx.onnx", example_input=x)
+    assert np.abs(export.run_qonnx(result.path, x) - ref).max() <= TOL * max(1.0, np.abs(ref).max())
+    assert [layer.name for layer in result.layers] == ["emb", "fc"]
+    result = export.to_onnx(q, tmp_path / "t.onnx", example_input=x)
+    assert np.abs(export.run_onnx(result.path, x) - ref).max() <= TOL * max(1.0, np.abs(ref).max())
+    assert result.dynamic_axes == ("batch", "sequence")
+
+
+def test_an_exporter_failure_is_one_clean_line_with_its_cause(tmp_path):
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            if self.fc(x).sum() > 0:  # control flow on data: torch.export cannot trace it
+                return x
+            return -x
+
+    q = pdbviz.quantize(DataDependent(), "4", example_input=torch.ones(2, 4))
+    with pytest.raises(export.ExportError) as info:
+        export.to_onnx(q, tmp_path / "d.onnx", example_input=torch.ones(2, 4))
+    message = str(info.value)
+    assert "\n" not in message and "\x1b" not in message and "DataDependent" in message
+    assert info.value.__cause__ is not None
+    assert not list(tmp_path.iterdir())
 
 
 def test_bad_arguments_name_the_parameter(tmp_path):

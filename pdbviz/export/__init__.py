@@ -2,9 +2,10 @@
 
 Each format is checked by its own tool: ``run_qonnx`` (qonnx's executor),
 ``qonnx_cost`` (qonnx's inference cost), ``run_onnx`` (onnxruntime), and
-``torchao.quantize_`` for the ``FqnToConfig`` of ``torchao_config``. The
-libraries come with the extra ``pip install "pdbviz[export]"`` and are
-imported only when used.
+``torchao.quantize_`` for the ``FqnToConfig`` of ``torchao_config``. Each
+format is one registration (``formats()``, ``register_format``) that
+``export_model`` and the command line read. The libraries come with the extra
+``pip install "pdbviz[export]"`` and are imported only when used.
 
 Example::
 
@@ -18,6 +19,7 @@ Example::
 """
 
 from .api import FORMATS, export_model
+from .formats import ExportFormat, formats, register_format
 from .grid import (ACTIVATION_FORMS, INTEGER_FORMS, ExportError, IntegerGrid, activation_grid,
                    register_activation_form, register_integer_form, weight_grid)
 from .torchao_config import TorchaoExport, torchao_config
@@ -30,6 +32,7 @@ __all__ = [
     "FORMATS",
     "INTEGER_FORMS",
     "ExportError",
+    "ExportFormat",
     "ExportResult",
     "IntegerGrid",
     "LayerExport",
@@ -38,7 +41,9 @@ __all__ = [
     "activation_grid",
     "agreement",
     "export_model",
+    "formats",
     "qonnx_cost",
+    "register_format",
     "register_activation_form",
     "register_integer_form",
     "run_onnx",

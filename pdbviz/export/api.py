@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from torch import nn
 
-from .._io import atomic_write
-from .torchao_config import TorchaoExport, torchao_config
-from .writers import ExportResult, to_onnx, to_qonnx
+from .formats import formats, get_format
+from .torchao_config import TorchaoExport
+from .writers import ExportResult
 
-#: the formats ``export_model`` writes, and the suffix of their default file names
-FORMATS = {"qonnx": ".qonnx.onnx", "onnx": ".onnx", "torchao": ".torchao.json"}
+
+class _Suffixes(Mapping):
+    """Name -> default file suffix of each registered format, read from the registry."""
+
+    def __getitem__(self, name: str) -> str:
+        return get_format(name).suffix
+
+    def __iter__(self):
+        return iter([f.name for f in formats()])
+
+    def __len__(self) -> int:
+        return len(formats())
+
+    def __repr__(self) -> str:
+        return repr(MappingProxyType(dict(self.items())))
+
+
+#: the suffix of each format's default file name (a view of ``formats()``)
+FORMATS: Mapping[str, str] = _Suffixes()
 
 
 def export_model(model: nn.Module, path: str | os.PathLike, to: str = "qonnx",
                  example_input=None) -> ExportResult | TorchaoExport:
-    """Write a pdbviz-quantized ``model`` to ``path`` in the format ``to``.
+    """Write a pdbviz-quantized ``model`` to ``path`` in the registered format ``to`` (see ``formats()``).
 
     ``"qonnx"`` and ``"onnx"`` write the model (``to_qonnx``, ``to_onnx``) and
     return an ``ExportResult``; ``"torchao"`` writes the ``FqnToConfig`` as
@@ -30,15 +48,7 @@ def export_model(model: nn.Module, path: str | os.PathLike, to: str = "qonnx",
         >>> export_model(q, "lenet.onnx", to="onnx").format  # doctest: +SKIP
         'onnx'
     """
-    if to not in FORMATS:
-        raise ValueError(f"to must be one of {tuple(FORMATS)}, got {to!r}")
+    fmt = get_format(to)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}")
-    if to == "qonnx":
-        return to_qonnx(model, path, example_input)
-    if to == "onnx":
-        return to_onnx(model, path, example_input)
-    result = torchao_config(model)
-    with atomic_write(Path(path), "w", encoding="utf-8") as fh:
-        fh.write(result.to_json())
-    return result
+    return fmt.writer(model, path, example_input)

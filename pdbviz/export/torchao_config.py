@@ -1,16 +1,17 @@
 """A schedule as a torchao ``FqnToConfig``: integer weight-only configs per layer, at the schedule's bit-widths.
 
-torchao (``torchao.quantize_``) quantizes a float model for serving with its
-own affine quantizer, per output channel (``IntxWeightOnlyConfig``,
-``PerAxis(0)``), with integer zero-points: applied to pdbviz's quantized
-values it moves DoReFa's levels (which have no zero) by half a step and
-rescales the symmetric ones, so the result is *not* pdbviz's model, only the
-same bit-widths. Measure the
-agreement (``verify.agreement``) instead of assuming it. What torchao cannot
-express is listed in ``TorchaoExport.notes`` (and raised with ``strict=True``):
-weights of layers other than ``Linear`` (they stay float), 1-bit weights
-(torchao's int1 grid holds 0 and one value per channel, not +-scale: they are
-written as int2) and quantized inputs (weight-only configs leave inputs float).
+torchao (``torchao.quantize_``) holds a weight as integer codes per output
+channel with a scale and an integer zero-point (``IntxWeightOnlyConfig``).
+Where pdbviz's grid is such a grid (symmetric weights, k >= 2; LSQ), the
+config uses ``SYMMETRIC_NO_CLIPPING_ERR`` and ``TorchaoExport.apply`` puts
+pdbviz's own codes and step into torchao's tensors, so the served model
+computes pdbviz's outputs. Where it is not (DoReFa's 2^k levels have no zero;
+1-bit weights are +-scale, while torchao's int1 grid holds 0), torchao
+re-quantizes the layer with its own grid: ``notes`` says so, and the result
+must be measured (``verify.agreement``), never assumed. Also in ``notes``:
+weights of layers other than ``Linear`` (they stay float) and quantized
+inputs (weight-only configs leave inputs float); ``strict=True`` raises
+instead.
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ from torch import nn
 from ..quant.convert import dequantize
 from ..quant.discovery import discover
 from ..quant.layers import weight_quant
-from ._graph import check_quantized
-from .grid import ExportError, require
-
-#: torchao mapping type per weight mode (others: SYMMETRIC)
-MAPPING = {"dorefa": "ASYMMETRIC", "symmetric": "SYMMETRIC"}
+from ..quant.convert import float_weight
+from ._trace import check_quantized
+from .grid import ExportError, IntegerGrid, require, weight_grid
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,7 @@ class TorchaoExport:
         config: the ``torchao.quantization.FqnToConfig``.
         layers: module name -> torchao weight dtype (``"int4"``...), in forward order.
         notes: weight name -> why torchao does not express it as pdbviz does.
+        exact: module name -> (codes, step) of the layers whose grid torchao holds exactly.
 
     Example:
         >>> import pdbviz
@@ -52,6 +52,7 @@ class TorchaoExport:
     config: Any
     layers: dict[str, str]
     notes: dict[str, str] = field(default_factory=dict)
+    exact: dict[str, tuple] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> str:
         """The config as JSON (``torchao.core.config.config_from_dict(json.loads(text))`` reads it back)."""
@@ -77,6 +78,16 @@ class TorchaoExport:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_(new, self.config, filter_fn=None)
+        for path, (codes, step) in self.exact.items():  # pdbviz's codes and step, not torchao's choice
+            module = new.get_submodule(path)
+            held = module.weight
+            rows = codes.shape[0]
+            values = torch.as_tensor(codes, dtype=torch.float32) * step
+            weight = type(held).from_hp(values, tuple(held.block_size), held.target_dtype,
+                                        intx_choose_qparams_algorithm=None,
+                                        custom_scale=torch.full((rows, 1), step, dtype=torch.float32),
+                                        custom_zero_point=torch.zeros((rows, 1), dtype=torch.int8))
+            module.weight = nn.Parameter(weight, requires_grad=False)
         return new.eval()
 
 
@@ -84,10 +95,12 @@ def torchao_config(model: nn.Module, strict: bool = False) -> TorchaoExport:
     """The schedule of a pdbviz-quantized ``model`` as a torchao ``FqnToConfig``.
 
     Each quantized ``Linear`` weight gets ``IntxWeightOnlyConfig`` at its
-    bit-width (per output channel; ASYMMETRIC for DoReFa's 2^k levels,
-    SYMMETRIC for the symmetric mode). Layers or bit-widths torchao cannot
-    express are listed in ``notes`` and warned about; with ``strict=True``
-    they raise ExportError instead.
+    bit-width, per output channel: ``SYMMETRIC_NO_CLIPPING_ERR`` where
+    torchao holds pdbviz's grid (symmetric k >= 2, LSQ; ``apply`` then sets
+    pdbviz's codes and step exactly), ``ASYMMETRIC`` where it cannot
+    (DoReFa, 1 bit: torchao re-quantizes). What torchao does not express as
+    pdbviz does is listed in ``notes`` and warned about; with
+    ``strict=True`` it raises ExportError instead.
 
     Example:
         >>> import pdbviz
@@ -103,7 +116,7 @@ def torchao_config(model: nn.Module, strict: bool = False) -> TorchaoExport:
     from torchao.quantization.granularity import PerAxis
 
     modules = dict(model.named_modules())
-    configs, layers, notes = {}, {}, {}
+    configs, layers, notes, exact = {}, {}, {}, {}
     for entry in discover(model).entries:
         path, pname = entry.owners[0]
         wq = weight_quant(modules[path], pname)
@@ -111,24 +124,36 @@ def torchao_config(model: nn.Module, strict: bool = False) -> TorchaoExport:
             continue
         spec, problems = wq.spec, []
         linear = all(isinstance(modules[p], nn.Linear) for p, _ in entry.owners)
-        if wq.weight_quantizer is not None and not linear:
-            problems.append(f"a {entry.kind} weight: torchao's IntxWeightOnlyConfig quantizes Linear weights only, "
+        q = wq.weight_quantizer
+        if q is not None and not linear:
+            problems.append(f"a {entry.kind} weight: pdbviz writes torchao configs for Linear weights only, "
                             "so it stays float")
-        if spec.w_bits == 1 and linear:
-            problems.append("1 bit: torchao's int1 grid holds 0 and one value per channel, not +-scale; written as "
-                            "int2 (-scale, 0, +scale)")
+        grid = None
+        if q is not None and linear:
+            with torch.no_grad():
+                values = getattr(modules[path], pname).detach().float().cpu()
+                grid = weight_grid(q, values, float_weight(model, entry.name).float().cpu())
+        held = grid is not None and _holds(grid)
+        if grid is not None and not held:
+            why = "1 bit: +-scale, while torchao's int1 grid holds 0 and one value" if grid.bipolar else \
+                f"{spec.weight_mode}'s {2 ** grid.bits} levels have no zero, which torchao's integer zero-points " \
+                "cannot hold"
+            problems.append(f"{why}; torchao re-quantizes it with its own grid (int{max(2, spec.w_bits)}, per "
+                            "output channel): measure the agreement")
         if wq.input_quantizer is not None:
             problems.append(f"its input at {spec.a_bits} bits stays float (weight-only config)")
         if problems:
             notes[entry.name] = "; ".join(problems)
-        if wq.weight_quantizer is None or not linear:
+        if grid is None:
             continue
         bits = max(2, spec.w_bits)
-        mapping = getattr(MappingType, MAPPING.get(spec.weight_mode, "SYMMETRIC") if spec.w_bits > 1 else "SYMMETRIC")
+        mapping = MappingType.SYMMETRIC_NO_CLIPPING_ERR if held else MappingType.ASYMMETRIC
         for p, _ in entry.owners:
             configs[p] = IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{bits}"), granularity=PerAxis(0),
                                               mapping_type=mapping)
             layers[p] = f"int{bits}"
+            if held:
+                exact[p] = (grid.codes(values), grid.scale)
     if notes and strict:
         raise ExportError("torchao cannot express: " + "; ".join(f"{k} ({v})" for k, v in notes.items()))
     if notes:
@@ -136,4 +161,11 @@ def torchao_config(model: nn.Module, strict: bool = False) -> TorchaoExport:
     if not configs:
         raise ExportError(f"torchao can express none of {type(model).__name__}'s quantized weights: "
                           + "; ".join(f"{k} ({v})" for k, v in notes.items()))
-    return TorchaoExport(FqnToConfig(configs), layers, notes)
+    return TorchaoExport(FqnToConfig(configs), layers, notes, exact)
+
+
+def _holds(grid: IntegerGrid) -> bool:
+    """True when torchao's signed int-k grid with zero-point 0 holds ``grid`` (a step and integer codes)."""
+    lo, hi = grid.int_range
+    return not grid.bipolar and grid.zero_point == 0 and grid.signed and lo >= -(2 ** (grid.bits - 1)) \
+        and hi <= 2 ** (grid.bits - 1) - 1

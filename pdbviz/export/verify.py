@@ -22,6 +22,8 @@ def _array(x) -> np.ndarray:
         x = x.detach().cpu().numpy()
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a tensor or an array (one batch of inputs), got {type(x).__name__}")
+    if np.issubdtype(x.dtype, np.integer):  # token ids
+        return np.ascontiguousarray(x, dtype=np.int64)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -85,17 +87,23 @@ class QonnxCost:
     unsupported: str
 
 
-def qonnx_cost(path: str | os.PathLike) -> QonnxCost:
-    """qonnx's inference cost of the QONNX file at ``path``, zero weights counted (no sparsity discount).
+def qonnx_cost(path: str | os.PathLike, discount_sparsity: bool = True) -> QonnxCost:
+    """qonnx's inference cost of the QONNX file at ``path``, with qonnx's default options.
+
+    qonnx discounts weights that are zero (``discount_sparsity``); pdbviz
+    stores a zero only where a weight's value is zero (symmetric grids), so
+    for DoReFa and LSQ weights without zeros the count is the schedule's bits.
 
     Example:
         >>> qonnx_cost("lenet.qonnx.onnx").weight_bits  # doctest: +SKIP
         180448.0
     """
+    if not isinstance(discount_sparsity, bool):
+        raise TypeError(f"discount_sparsity must be True or False, got {discount_sparsity!r}")
     require("qonnx")
     from qonnx.util.inference_cost import inference_cost
 
-    res = inference_cost(_file(path), discount_sparsity=False)["total_cost"]
+    res = inference_cost(_file(path), discount_sparsity=discount_sparsity)["total_cost"]
     by_type = {k.removeprefix("mem_w_"): v for k, v in res.items() if k.startswith("mem_w_")}
     return QonnxCost(float(res["total_mem_w_bits"]), float(res["total_mem_w_elems"]), by_type,
                      float(res["total_macs"]), float(res["total_bops"]), str(res.get("unsupported", "")))

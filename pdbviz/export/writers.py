@@ -1,21 +1,31 @@
 """Write a quantized model as QONNX (``Quant`` / ``BipolarQuant`` nodes) or as ONNX with integer weights (QDQ).
 
-Both start from the same float graph (``_graph``) and replace each quantized
-weight by its integer form (``grid``), and insert the quantization of each
-quantized input before the layer that multiplies it:
+Both start from the same float graph (``_trace``), where each weight pdbviz
+quantizes is one initializer, and put the weight's integer form (``grid``) in
+its place, so every use of the weight follows (a ``Conv`` of any ``groups``,
+a ``ConvTranspose``, a ``Gemm`` or a ``MatMul`` on input of any rank, an
+embedding's ``Gather``, the slices an attention or an ``LSTM`` takes of it).
+The data each quantized weight multiplies gets its input quantizer:
 
-- **QONNX**: a weight on a grid with zero-point 0 becomes
-  ``Quant(w, scale, 0, bits)``; a bipolar (1-bit) weight becomes
-  ``BipolarQuant(sign, 1)`` with its scale applied to the layer's output;
-  DoReFa's k-bit weights, whose grid has the zero-point -1/2, become
-  ``Quant(w - scale/2, scale, 0, k)`` plus the constant ``scale/2`` carried
-  through the layer (``scale/2`` times the input summed over each output's
-  window), so that qonnx's datatype inference and cost tools see k-bit
-  integers. Inputs: ``Quant(x, 1/(2^k - 1), 0, k, signed=0)``.
-- **ONNX QDQ**: the codes stored as int4 (bit-widths up to 4) or int8,
-  ``Clip`` to the codes' range where the bit-width is below int8, then
-  ``DequantizeLinear``; the same offset for DoReFa. Inputs:
-  ``QuantizeLinear`` to uint8, ``Clip`` below 8 bits, ``DequantizeLinear``.
+- **ONNX QDQ**: the codes stored as int4 (grids within [-8, 7]) or int8,
+  ``Clip`` to the codes' range where the bit-width is below the storage, then
+  ``DequantizeLinear``; DoReFa's grid, without a zero, adds half a step after
+  it. Inputs: ``QuantizeLinear`` to uint8, ``Clip`` below 8 bits,
+  ``DequantizeLinear``. Batch and sequence axes are dynamic.
+- **QONNX**: a grid with a zero (symmetric, LSQ) becomes
+  ``Quant(w, scale, 0, bits)``, typed ``SCALEDINT<bits>`` by qonnx. DoReFa's
+  k-bit weight, whose levels ``(c + 1/2) scale`` have no zero, is the sum of
+  k binary planes, ``scale/2 * sum_j 2^j b_j`` with ``b_j`` in {-1, +1} (a
+  1-bit weight is one plane, ``scale * b``): the planes, stacked and stored
+  as int8 signs, feed one ``BipolarQuant`` and one copy of the layer with k
+  times its outputs, which are scaled and summed (``_planes``). No stored
+  weight is zero unless its value is, so qonnx's ``inference_cost`` with its
+  default options counts the schedule's bits. Where a weight does not enter
+  its layer linearly (the fused ``LSTM``/``GRU`` ops) it is written exactly
+  as ``Quant(w, scale, -1/2, k)`` or ``BipolarQuant(w, scale)``, which qonnx
+  types as float. Inputs: ``Quant(x, scale, 0, k, signed=0)``. Shapes are
+  static with a batch of 1 (FINN's convention; qonnx's executor runs one
+  sample at a time).
 """
 
 from __future__ import annotations
@@ -29,8 +39,8 @@ from torch import nn
 
 from .._io import atomic_write
 from ..quant.convert import schedule_of
-from . import _graph
-from .grid import IntegerGrid, require
+from . import _graph, _planes, _trace
+from .grid import ExportError, IntegerGrid, require
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 
@@ -55,12 +65,14 @@ class ExportResult:
         format: ``"qonnx"`` or ``"onnx"``.
         nbytes: its size on disk.
         layers: one ``LayerExport`` per quantized weight, in forward order.
+        dynamic_axes: the input's axes left free in the file (``"batch"``, ``"sequence"``).
     """
 
     path: Path
     format: str
     nbytes: int
     layers: tuple[LayerExport, ...]
+    dynamic_axes: tuple[str, ...] = ()
 
 
 def _describe(grid: IntegerGrid) -> str:
@@ -68,27 +80,57 @@ def _describe(grid: IntegerGrid) -> str:
     return f"{kind}, scale {grid.scale:.6g}" + (f", offset {grid.offset:.6g}" if grid.offset else "")
 
 
+def _planar(grid: IntegerGrid) -> bool:
+    return grid.bipolar or grid.zero_point == -0.5
+
+
+def _planes_of(grid: IntegerGrid, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binary planes ``b_j`` (+-1, stacked on a first axis) and coefficients: ``values = sum_j coef_j b_j``."""
+    if grid.bipolar:
+        return np.where(codes > 0, 1.0, -1.0)[None], np.array([grid.scale])
+    k = grid.bits
+    u = codes.astype(np.int64) + 2 ** (k - 1)  # (c + 1/2) s = s/2 (2u - 2^k + 1) = s/2 sum_j 2^j (2 bit_j(u) - 1)
+    return np.stack([2.0 * ((u >> j) & 1) - 1.0 for j in range(k)]), grid.scale * 2.0 ** np.arange(k) / 2
+
+
 class _Qonnx:
     name = "qonnx"
 
-    def weight(self, g: _graph.Graph, t: _graph.Target) -> tuple[str, float]:
-        grid, hint = t.grid, t.name.replace(".", "_")
+    def weight(self, g: _graph.Graph, init: str, t: _trace.Target, hint: str) -> str:
+        grid = t.grid
         codes = grid.codes(t.values)
+        g.drop_init(init)
+        if not _planar(grid):
+            w = g.const(f"{hint}_w", codes * np.float32(grid.scale))
+            self._quant(g, w, grid, hint, out=init)
+            return _describe(grid)
+        planes, coefs = _planes_of(grid, codes)
+
+        def bipolar(values: np.ndarray, name: str) -> str:  # +-1 stored as int8, a quarter of float32
+            signs = g.node("Cast", [g.const(f"{name}_w", values, np.int8)], f"{name}_signs", to=1)
+            return g.node("BipolarQuant", [signs, g.const(f"{name}_unit", 1.0)], f"{name}_bipolar",
+                          domain=QONNX_DOMAIN)
+
+        why = _planes.write(g, init, t.values.shape, g.use(init), planes, coefs, bipolar, hint)
+        if not why:
+            return _describe(grid) + (f" as {len(planes)} binary planes" if len(planes) > 1 else "")
+        w = g.const(f"{hint}_w", t.values)  # exact, but qonnx types it as float
         if grid.bipolar:
-            sign = g.const(f"{hint}_sign", codes, np.float32)
-            return g.node("BipolarQuant", [sign, g.const(f"{hint}_unit", 1.0)], f"{hint}_bipolar",
-                          domain=QONNX_DOMAIN), grid.scale
-        w = g.const(f"{hint}_int", codes * np.float32(grid.scale), np.float32)
-        return self._quant(g, w, grid, hint), 1.0
+            g.node("BipolarQuant", [w, g.const(f"{hint}_scale", grid.scale)], hint, out=init, domain=QONNX_DOMAIN)
+        else:
+            g.node("Quant", [w, g.const(f"{hint}_scale", grid.scale), g.const(f"{hint}_zeropt", grid.zero_point),
+                             g.const(f"{hint}_bits", float(grid.bits))], hint, out=init, domain=QONNX_DOMAIN,
+                   signed=1, narrow=0, rounding_mode="ROUND")
+        return f"{_describe(grid)} (one node, typed float by qonnx: {why})"
 
     def activation(self, g: _graph.Graph, x: str, grid: IntegerGrid, hint: str) -> str:
         return self._quant(g, x, grid, hint)
 
     @staticmethod
-    def _quant(g: _graph.Graph, x: str, grid: IntegerGrid, hint: str) -> str:
+    def _quant(g: _graph.Graph, x: str, grid: IntegerGrid, hint: str, out: str | None = None) -> str:
         return g.node("Quant", [x, g.const(f"{hint}_scale", grid.scale), g.const(f"{hint}_zeropt", 0.0),
-                                g.const(f"{hint}_bits", float(grid.bits))], f"{hint}_quant", domain=QONNX_DOMAIN,
-                      signed=int(grid.signed), narrow=int(grid.narrow), rounding_mode="ROUND")
+                                g.const(f"{hint}_bits", float(grid.bits))], f"{hint}_quant", out=out,
+                      domain=QONNX_DOMAIN, signed=int(grid.signed), narrow=int(grid.narrow), rounding_mode="ROUND")
 
 
 class _Qdq:
@@ -97,24 +139,31 @@ class _Qdq:
     def __init__(self, clip: bool = True):
         self.clip = clip
 
-    def weight(self, g: _graph.Graph, t: _graph.Target) -> tuple[str, float]:
+    def weight(self, g: _graph.Graph, init: str, t: _trace.Target, hint: str) -> str:
         import ml_dtypes
 
-        grid, hint = t.grid, t.name.replace(".", "_")
+        grid = t.grid
         codes = grid.codes(t.values)
         lo, hi = grid.int_range
+        g.drop_init(init)
         if lo >= -8 and hi <= 7:
-            q = g.const(f"{hint}_int4", codes, ml_dtypes.int4)
+            q, stored = g.const(f"{hint}_int4", codes, ml_dtypes.int4), "int4"
         else:
-            q = g.const(f"{hint}_int8", codes, np.int8)
+            q, stored = g.const(f"{hint}_int8", codes, np.int8), "int8"
             if self.clip and grid.bits < 8:
                 q = g.node("Clip", [q, g.const(f"{hint}_lo", lo, np.int8), g.const(f"{hint}_hi", hi, np.int8)],
                            f"{hint}_clipped")
-        return g.node("DequantizeLinear", [q, g.const(f"{hint}_scale", grid.scale)], f"{hint}_dq"), 1.0
+        scale = g.const(f"{hint}_scale", grid.scale)
+        if grid.offset:
+            w = g.node("DequantizeLinear", [q, scale], f"{hint}_dq")
+            g.node("Add", [w, g.const(f"{hint}_offset", grid.offset)], f"{hint}_offsetted", out=init)
+        else:
+            g.node("DequantizeLinear", [q, scale], f"{hint}_dq", out=init)
+        return f"{_describe(grid)}, stored as {stored}"
 
     def activation(self, g: _graph.Graph, x: str, grid: IntegerGrid, hint: str) -> str:
         if grid.signed:
-            raise _graph.ExportError(f"{hint}: signed input grids are not supported in QDQ export")
+            raise ExportError(f"{hint}: signed input grids are not supported in QDQ export")
         scale, zp = g.const(f"{hint}_scale", grid.scale), g.const(f"{hint}_zp", 0, np.uint8)
         q = g.node("QuantizeLinear", [x, scale, zp], f"{hint}_q")
         lo, hi = grid.int_range
@@ -124,35 +173,50 @@ class _Qdq:
         return g.node("DequantizeLinear", [q, scale, zp], f"{hint}_dq")
 
 
+def _quantize_inputs(g: _graph.Graph, writer, init: str, t: _trace.Target, acts: dict, hint: str) -> None:
+    for node, index in g.use(init).frontier:
+        pos = _graph.data_operand(node, index)
+        if pos is None:
+            raise ExportError(f"{writer.name} export: layer {t.name!r}: its quantized input meets the weight in "
+                              f"{node.op_type}, where the exporter cannot tell which operand is the input")
+        key = (node.input[pos], t.act)
+        if key not in acts:
+            acts[key] = writer.activation(g, node.input[pos], t.act, f"{hint}_input")
+        node.input[pos] = acts[key]
+
+
 def _write(model: nn.Module, path, example_input, writer) -> ExportResult:
     path = Path(path) if isinstance(path, (str, os.PathLike)) else None
     if path is None:
         raise TypeError("path must be a file path (str or os.PathLike)")
     onnx = require("onnx")
-    targets = _graph.targets(model, writer.name)
-    example = _graph.example_for(model, example_input)
-    proto = _graph.float_graph(model, example, dynamic_batch=writer.name != "qonnx")
+    tgts = _trace.targets(model, writer.name)
+    example = _trace.example_for(model, example_input)
+    proto, found = _trace.float_graph(model, tgts, example, dynamic=writer.name != "qonnx")
     g = _graph.Graph(proto)
     if writer.name == "qonnx":
         proto.opset_import.append(onnx.helper.make_opsetid(QONNX_DOMAIN, 1))
+    inits = {}
+    for init, i in found.items():
+        inits.setdefault(i, []).append(init)
     acts: dict[tuple, str] = {}
     layers = []
-    for t in targets:
-        users = _graph.locate(g, t)
+    for i, t in enumerate(tgts):
         hint = t.name.replace(".", "_")
-        if t.act is not None:
-            for node in users:
-                key = (node.input[0], t.act)
-                if key not in acts:
-                    acts[key] = writer.activation(g, node.input[0], t.act, f"{hint}_input")
-                node.input[0] = acts[key]
-        if t.grid is not None:
-            w, out_scale = writer.weight(g, t)
-            for node in users:
-                node.input[1] = w
-                _graph.affine_output(g, node, t, out_scale, t.grid.offset)
-        layers.append(LayerExport(t.name, t.w_bits, t.a_bits, _describe(t.grid) if t.grid else "float",
-                                  _describe(t.act) if t.act else "float"))
+        form = "float"
+        for init in inits[i]:
+            try:
+                if t.act is not None:
+                    _quantize_inputs(g, writer, init, t, acts, hint)
+                if t.grid is not None:
+                    form = writer.weight(g, init, t, hint)
+                else:
+                    g.put(init, t.values)
+            except ExportError as err:
+                msg = _trace.one_line(err)
+                raise ExportError(msg if repr(t.name) in msg else f"{writer.name} export: layer {t.name!r}: {msg}") \
+                    from err
+        layers.append(LayerExport(t.name, t.w_bits, t.a_bits, form, _describe(t.act) if t.act else "float"))
     schedule = schedule_of(model)
     g.finish({"pdbviz_format": writer.name, "pdbviz_schedule": schedule.to_string(model) if schedule else ""})
     if writer.name == "onnx":
@@ -163,10 +227,11 @@ def _write(model: nn.Module, path, example_input, writer) -> ExportResult:
         from qonnx.transformation.infer_shapes import InferShapes
 
         proto = ModelWrapper(proto).transform(InferShapes()).model
+    axes = tuple(d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim if d.dim_param)
     blob = proto.SerializeToString()
     with atomic_write(path, "wb") as fh:
         fh.write(blob)
-    return ExportResult(path, writer.name, len(blob), tuple(layers))
+    return ExportResult(path, writer.name, len(blob), tuple(layers), axes)
 
 
 def to_qonnx(model: nn.Module, path: str | os.PathLike, example_input=None) -> ExportResult:
@@ -174,8 +239,10 @@ def to_qonnx(model: nn.Module, path: str | os.PathLike, example_input=None) -> E
 
     Every weight keeps pdbviz's exact values and every quantized input its
     levels (see the module docstring for the forms); qonnx's executor
-    reproduces the model's outputs and its cost tool counts the schedule's
-    bits. Layers: Linear and Conv1d/2d/3d; other kinds raise ExportError.
+    reproduces the model's outputs and its ``inference_cost`` (default
+    options) counts the schedule's weight bits for the layers it costs
+    (Conv, Gemm, MatMul). Any weight kind pdbviz quantizes is written. The
+    file has static shapes with a batch of 1 (FINN's convention).
 
     Args:
         model: a model returned by ``pdbviz.quantize`` (or ``load_packed``).
@@ -194,11 +261,12 @@ def to_qonnx(model: nn.Module, path: str | os.PathLike, example_input=None) -> E
 def to_onnx(model: nn.Module, path: str | os.PathLike, example_input=None, clip: bool = True) -> ExportResult:
     """Write a pdbviz-quantized ``model`` as standard ONNX with integer weights (QDQ, opset 21).
 
-    Weights are stored as int4 (bit-widths up to 4) or int8 codes, followed by
-    ``Clip`` to their range where the bit-width is below the storage
-    (``clip=False`` leaves it out) and ``DequantizeLinear``; quantized inputs
-    go through ``QuantizeLinear`` / ``Clip`` / ``DequantizeLinear`` (uint8).
-    onnxruntime runs it.
+    Weights are stored as int4 (grids within [-8, 7]) or int8 codes,
+    followed by ``Clip`` to their range where the bit-width is below the
+    storage (``clip=False`` leaves it out) and ``DequantizeLinear``; quantized
+    inputs go through ``QuantizeLinear`` / ``Clip`` / ``DequantizeLinear``
+    (uint8). The batch axis (and the sequence axis of token or ``(N, T, F)``
+    input) is dynamic. onnxruntime runs it.
 
     Example:
         >>> import pdbviz
