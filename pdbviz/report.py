@@ -68,9 +68,13 @@ def write_report(results: Results, directory: str | os.PathLike, figures: dict,
 
     Files: ``report.html`` (one page, plotly.js inlined, opens offline),
     ``results.csv`` / ``results.json`` / ``runs.csv`` / ``history.csv`` /
-    ``profiles.csv``, ``table.tex``, and ``figures/<stem>.<format>``. Static
-    formats are skipped with a warning when Chromium is missing (the report
-    needs none). Returns ``{"report": path, "figures": {...}, "static_error": str|None}``.
+    ``profiles.csv``, ``table.tex``, and ``figures/<stem>.html`` (interactive,
+    screen theme; the report embeds these) with the print-ready
+    ``figures/<stem>.{svg,pdf,png}`` at page width (7 in) and
+    ``figures/<stem>-column.{svg,pdf,png}`` at column width (3.5 in): paper
+    theme, every font 7 pt or more, PNG at 300 dpi. Static formats are
+    skipped with a warning when Chromium is missing (the report needs none).
+    Returns ``{"report": path, "figures": {...}, "static_error": str|None}``.
 
     With a ``study`` (``pdbviz.metric_study``), its tables are saved too
     (``MetricStudy.save``), its figure joins ``figures`` as ``metric_study``
@@ -95,9 +99,7 @@ def write_report(results: Results, directory: str | os.PathLike, figures: dict,
     static_error = None
     if static:
         try:
-            more = plot.save_many(figures, fig_dir, static, meta)
-            for stem, paths in more.items():
-                saved[stem].update(paths)
+            saved = _save_print(figures, fig_dir, static, meta, saved)
         except plot.StaticExportError as err:
             static_error = str(err)
             log.warning("%s", err)
@@ -106,6 +108,27 @@ def write_report(results: Results, directory: str | os.PathLike, figures: dict,
         fh.write(_page(results, {k: v for k, v in figures.items() if k != "metric_study" or study is None}, title,
                        meta, study_section=_study_html(study, figures["metric_study"]) if study is not None else ""))
     return {"report": path, "figures": saved, "static_error": static_error}
+
+
+#: the print sizes every static figure of a report is written at, with the suffix of its file names
+PRINT_VARIANTS = {"page": "", "column": "-column"}
+
+
+def _save_print(figures: dict, fig_dir: Path, static, meta: dict, saved: dict) -> dict:
+    """Write each figure's static formats at page width (``<stem>.pdf``) and column width
+    (``<stem>-column.pdf``), paper theme, PNG at 300 dpi, in one Chromium session; add the paths to ``saved``
+    (``saved[stem]["pdf"]``, ``saved[stem]["pdf-column"]``)."""
+    from . import plot
+    from .plot.theme import PX_PER_INCH
+
+    printed = {f"{stem}{suffix}": plot.for_print(fig, size, "paper")
+               for stem, fig in figures.items() for size, suffix in PRINT_VARIANTS.items()}
+    more = plot.save_many(printed, fig_dir, static, meta, size=None, scale=300 / PX_PER_INCH)
+    for stem in figures:
+        for size, suffix in PRINT_VARIANTS.items():
+            for fmt, path in more[f"{stem}{suffix}"].items():
+                saved[stem][fmt + suffix] = path
+    return saved
 
 
 def write_study_report(study: "MetricStudy", directory: str | os.PathLike, formats=("html",),
@@ -118,7 +141,7 @@ def write_study_report(study: "MetricStudy", directory: str | os.PathLike, forma
     interval), the accuracy at each budget with 95% intervals, the figure,
     every allocation and the configuration; the tables of
     ``MetricStudy.save``; ``figures/metric_study.<format>`` (static formats at
-    page size, skipped with a warning when Chromium is missing).
+    page and column size as in ``write_report``, skipped with a warning when Chromium is missing).
 
     Returns ``{"report": path, "figures": {...}, "static_error": str|None}``.
 
@@ -141,8 +164,7 @@ def write_study_report(study: "MetricStudy", directory: str | os.PathLike, forma
     static_error = None
     if static:
         try:
-            more = plot.save_many({"metric_study": fig}, fig_dir, static, meta, size="page")
-            saved["metric_study"].update(more["metric_study"])
+            saved = _save_print({"metric_study": fig}, fig_dir, static, meta, saved)
         except plot.StaticExportError as err:
             static_error = str(err)
             log.warning("%s", err)

@@ -49,6 +49,51 @@ def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     return keep, [f"{v:g}" for v in keep]
 
 
+def log_range(low: float, high: float) -> tuple[list[float], list[float], list[str]]:
+    """A log axis that covers ``[low, high]``: its range (log10, a tick at or beyond each end plus a little
+    air, so no marker sits on the frame) and its ticks, written in full.
+
+    Example:
+        >>> r, ticks, text = log_range(9.9, 39.6)
+        >>> text, 10 ** r[0] < 9.9 and 10 ** r[1] > 39.6
+        (['8', '10', '20', '30', '40'], True)
+    """
+    ticks, _ = log_ticks(low, high)
+    if not ticks:
+        return [], [], []
+    if np.log10(high / low) < 1:  # within a decade: ends at 1-8 of a decade, so the axis is not mostly empty
+        fine = [m * 10.0**e for e in range(int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1)
+                for m in (1, 2, 3, 4, 5, 6, 8)]
+        lo, hi = max(v for v in fine if v <= low), min(v for v in fine if v >= high)
+        ticks = sorted({lo, hi, *(v for v in ticks if lo < v < hi)})
+    lo, hi = ticks[0], ticks[-1]
+    air = 0.03 * (np.log10(hi) - np.log10(lo))
+    return [float(np.log10(lo) - air), float(np.log10(hi) + air)], ticks, [f"{v:g}" for v in ticks]
+
+
+def same_as(series: Mapping[str, Sequence[float]], tol: float = 1e-9) -> dict[str, str]:
+    """For each series equal to an earlier one (same length, every value within ``tol``), the earlier one's
+    name: a figure labels it ("= 8-4-2-1") and draws it so that both stay visible.
+
+    Example:
+        >>> same_as({"8-4-2-1": [1.0, 2.0], "allocated": [1.0, 2.0], "1-bit": [0.5, 2.0]})
+        {'allocated': '8-4-2-1'}
+    """
+    out: dict[str, str] = {}
+    names = list(series)
+    for i, name in enumerate(names):
+        a = np.asarray(series[name], dtype=float)
+        for earlier in names[:i]:
+            b = np.asarray(series[earlier], dtype=float)
+            if earlier not in out and a.shape == b.shape and np.allclose(a, b, atol=tol, rtol=0, equal_nan=True):
+                out[name] = earlier
+                break
+    return out
+
+
+#: the dash of a line drawn over an equal one, so that the one under it shows through its gaps
+_OVER = "dash"
+
 def _bits_of(schedule) -> dict[str, int]:
     """A BitSchedule-like (``.layers`` and ``.w_bits``) or a mapping layer -> bits."""
     if schedule is None:
@@ -58,6 +103,20 @@ def _bits_of(schedule) -> dict[str, int]:
     if isinstance(schedule, Mapping):
         return {k: int(getattr(v, "w_bits", v)) for k, v in schedule.items()}
     raise TypeError("schedule must be a BitSchedule or a mapping layer -> bits")
+
+
+def _legend_below(fig, rows: int | None = None):
+    """A horizontal legend under the plot area, clear of the x axis's tick labels and title."""
+    height = fig.layout.height or 380
+    margin = fig.layout.margin
+    plot_h = height - (margin.t or 50) - (margin.b or 50)
+    items = [tr for tr in fig.data if tr.showlegend is not False and tr.name]
+    rows = rows or -(-len(items) // 2)
+    extra = 22 * rows + 10
+    fig.update_layout(height=height + extra, margin={"b": (margin.b or 50) + extra},
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -58 / plot_h, "yanchor": "top"},
+                      meta={**(fig.layout.meta or {}), "legend_height": extra})
+    return fig
 
 
 def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None, title: str | None = None,
@@ -75,11 +134,18 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
     fig = make_subplots(specs=[[{"secondary_y": bool(bits)}]])
     groups = profile.groupby("schedule", sort=False) if "schedule" in profile else [(None, profile)]
     order = list(dict.fromkeys(profile.sort_values("depth").layer))
+    groups = [(name, df.sort_values("depth")) for name, df in groups]
+    equal = same_as({str(name): df[metric].to_numpy(float) for name, df in groups})
     for i, (name, df) in enumerate(groups):
-        df = df.sort_values("depth")
-        fig.add_trace(go.Scatter(x=df.layer, y=df[metric], mode="lines+markers", name=str(name or metric),
-                                 line={"color": t["colorway"][i % len(t["colorway"])], "width": 2},
-                                 hovertemplate="%{x}: %{y:.3f}<extra>" + str(name or metric) + "</extra>"),
+        label = str(name or metric)
+        twin = equal.get(label)
+        fig.add_trace(go.Scatter(x=df.layer, y=df[metric], mode="lines+markers",
+                                 name=f"{label} (= {twin})" if twin else label,
+                                 line={"color": t["colorway"][i % len(t["colorway"])], "width": 2,
+                                       "dash": _OVER if twin else None},
+                                 marker={"symbol": "x-thin-open" if twin else "circle", "size": 9 if twin else 6,
+                                         "line": {"width": 1.5, "color": t["colorway"][i % len(t["colorway"])]}},
+                                 hovertemplate="%{x}: %{y:.3f}<extra>" + label + "</extra>"),
                       secondary_y=False)
     if bits:
         layers = [lay for lay in order if lay in bits]
@@ -88,7 +154,7 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
                              text=[bits[lay] for lay in layers], textposition="outside"), secondary_y=True)
         fig.update_yaxes(title_text="weight bits", secondary_y=True, range=[0, 9.5], showgrid=False,
                          tickmode="array", tickvals=[1, 2, 4, 8], ticks="outside")
-        fig.data = fig.data[::-1]  # bars behind lines
+        fig.data = fig.data[-1:] + fig.data[:-1]  # bars behind lines, the lines in their order
     label = {"fisher": "Fisher criterion tr(S_B)/tr(S_W)", "probe": "linear-probe accuracy",
              "knn": "k-NN accuracy", "silhouette": "silhouette"}.get(metric, metric)
     fig.update_yaxes(title_text=label, secondary_y=False, type="log" if metric == "fisher" else None)
@@ -100,7 +166,10 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
             fig.update_yaxes(tickvals=ticks, ticktext=text, secondary_y=False)
     fig.update_xaxes(title_text="input of layer (depth →)", categoryorder="array", categoryarray=order)
     fig.update_layout(title=title or "Class separability by depth")
-    return apply_theme(fig, t)
+    apply_theme(fig, t)
+    if bits:  # the right axis holds the bits: the legend goes under the plot, off its ticks
+        _legend_below(fig)
+    return fig
 
 
 def umap_grid(embedding: pd.DataFrame, classes: Sequence[str] | None = None, cols: int | None = None,
@@ -216,13 +285,17 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
     fig = go.Figure()
     quant = df[df.kind != "float"]
     colours = palette(t, len(quant))
+    bits = [str(r.get("w_bits", "")) + "/" + str(r.get("a_bits", "")) for _, r in quant.iterrows()]
+    equal = same_as({str(r.schedule): [r.kib, r.acc_mean, i if not b.strip("/") else 0, *map(ord, b)]
+                     for i, ((_, r), b) in enumerate(zip(quant.iterrows(), bits))})
     seen: dict[float, int] = {}
     for i, (idx, row) in enumerate(quant.iterrows()):
         same = seen.get(round(float(row.kib), 6), 0)  # schedules of equal memory side by side, not on top
         seen[round(float(row.kib), 6)] = same + 1
         x = row.kib * (1.03 ** ((same + 1) // 2 * (1 if same % 2 else -1))) if same else row.kib
+        twin = equal.get(str(row.schedule))
         fig.add_trace(go.Scatter(
-            x=[x], y=[row.acc_mean], mode="markers", name=str(row.schedule),
+            x=[x], y=[row.acc_mean], mode="markers", name=f"{row.schedule} (= {twin})" if twin else str(row.schedule),
             error_y={"type": "data", "array": [0 if not np.isfinite(err[idx]) else err[idx]], "thickness": 1,
                      "width": 3},
             marker={"size": t["marker_size"], "symbol": _SYMBOLS.get(row.kind, "circle"),
@@ -242,8 +315,9 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
                                  mode="lines", name=f"float-32 ({acc:.2f}%)", hoverinfo="skip",
                                  line={"color": "#999999", "dash": "dash", "width": 1}))
     if log_x and len(quant):
-        ticks, text = log_ticks(float(quant.kib.min()), float(quant.kib.max()))
-        fig.update_xaxes(type="log", tickvals=ticks, ticktext=text)
+        xs = [x for tr in fig.data if tr.mode == "markers" for x in tr.x]
+        span, ticks, text = log_range(float(min(xs)), float(max(xs)))
+        fig.update_xaxes(type="log", tickvals=ticks, ticktext=text, range=span)
     fig.update_xaxes(title_text="quantized-weight memory (KiB)")
     fig.update_yaxes(title_text="test accuracy (%), 95% CI")
     fig.update_layout(title=title or "Accuracy vs memory", legend={"tracegroupgap": 0})
@@ -261,7 +335,10 @@ def training_curves(history: pd.DataFrame, metric: str = "test_acc", title: str 
     groups = list(history.groupby("schedule", sort=False)) if "schedule" in history else [("run", history)]
     factor = 100 if metric.endswith("acc") else 1
     colours = palette(t, len(groups))
+    means = {str(name): df.groupby("epoch")[metric].mean() for name, df in groups}
+    equal = same_as({name: [*m.index, *m.to_numpy(float)] for name, m in means.items()})
     for i, (name, df) in enumerate(groups):
+        twin = equal.get(str(name))
         stats = df.groupby("epoch")[metric].agg(["mean", "std", "count"])
         colour = colours[i % len(colours)]
         if (stats["count"] > 1).any():
@@ -270,13 +347,16 @@ def training_curves(history: pd.DataFrame, metric: str = "test_acc", title: str 
                                      y=list(upper) + list(lower[::-1]), fill="toself", fillcolor=colour, mode="lines",
                                      opacity=0.15, line={"width": 0}, hoverinfo="skip", showlegend=False,
                                      legendgroup=str(name)))
-        fig.add_trace(go.Scatter(x=stats.index, y=factor * stats["mean"], mode="lines+markers", name=str(name),
-                                 marker={"size": 5}, line={"color": colour}, legendgroup=str(name)))
+        fig.add_trace(go.Scatter(x=stats.index, y=factor * stats["mean"], mode="lines+markers",
+                                 name=f"{name} (= {twin})" if twin else str(name),
+                                 marker={"size": 9 if twin else 5, "symbol": "x-thin-open" if twin else "circle",
+                                         "line": {"width": 1.5, "color": colour}},
+                                 line={"color": colour, "dash": _OVER if twin else None}, legendgroup=str(name)))
     names = {"test_acc": "test accuracy (%)", "train_acc": "train accuracy (%)", "loss": "training loss",
              "test_loss": "test loss"}
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text=names.get(metric, metric))
-    fig.update_layout(title=title or "Training curves")
+    fig.update_layout(title=title or "Training curves", legend={"tracegroupgap": 0})
     return apply_theme(fig, t)
 
 
@@ -309,7 +389,8 @@ def staircase_figure(weights, quantized, bits: int | None = None, title: str | N
                      ticktext=[f"{v:.3g}" for v in shown])
     label = f"{bits}-bit quantizer" if bits else "quantizer"
     fig.update_layout(title=title or f"{label}: {len(levels)} levels", bargap=0.02)
-    return apply_theme(fig, t)
+    apply_theme(fig, t)
+    return _legend_below(fig, rows=1)  # the right axis holds the levels: the legend goes off its ticks
 
 
 def quant_error_figure(errors: pd.DataFrame, title: str | None = None, theme: dict | None = None):
