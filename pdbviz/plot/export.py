@@ -49,7 +49,9 @@ def _check_formats(formats) -> tuple[str, ...]:
 PAGE_STYLE = """body { font-family: Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; color: #222;
 padding: 0 1em; }
 table { border-collapse: collapse; font-size: 0.9em; } th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; }
-th { text-align: left; background: #f4f4f4; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }"""
+th { text-align: left; background: #f4f4f4; } td { font-variant-numeric: tabular-nums; }
+table.pdbviz-results td { white-space: nowrap; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; white-space: pre-wrap; }"""
 
 
 def figure_html(fig) -> str:
