@@ -20,10 +20,40 @@ def test_playground_updates_figure_and_readouts(trained):
     assert pg.levels == 3
     pg.distribution.value = "layer fc1"
     assert len(pg.figure.data[0].x) == model.fc1.weight.numel()
-    pg.bits.value = 1  # symmetric needs 2 bits: shown in the widget, not raised
-    assert "at least 2 bits" in pg.errors.widget.value and pg.errors.last_error is not None
+    pg.bits.value = 1  # symmetric at 1 bit is binary: two levels
+    assert pg.levels == 2 and pg.errors.widget.value == ""
+    pg.quantizer.value = "LSQ weights"  # LSQ needs 2 bits: the slider starts there
+    assert pg.bits.min == 2 and pg.bits.value == 2 and pg.levels == 4 and pg.errors.widget.value == ""
     pg.quantizer.value = "DoReFa activations"
+    assert pg.bits.min == 1
+    pg.bits.value = 1
     assert pg.errors.widget.value == "" and pg.levels == 2
+
+
+def test_playground_axis_ticks_are_the_levels_drawn_after_every_move():
+    import numpy as np
+
+    from pdbviz.quant import WEIGHT_QUANTIZERS
+
+    pg = QuantizerPlayground(n=600)
+    assert set(pg.quantizer.options) >= {f"{cls.label} weights" for cls in WEIGHT_QUANTIZERS.values()}
+    for label in pg.quantizer.options:
+        pg.quantizer.value = label
+        mode = pg.quantizers[label]
+        for bits in range(pg.bits.min, 9):
+            pg.bits.value = bits
+            axis, steps = pg.figure.layout.yaxis2, np.unique(np.asarray(pg.figure.data[1].y, dtype=float))
+            ticks = np.asarray(axis.tickvals, dtype=float)
+            expected = 2**bits if mode == "activation" else WEIGHT_QUANTIZERS[mode].levels(bits)
+            assert len(ticks) == expected == pg.levels, (label, bits)
+            # every drawn step sits on a tick, the ticks are the quantizer's own grid, and the axis shows them all
+            assert np.abs(steps[:, None] - ticks[None, :]).min(axis=1).max() < 1e-6 * max(1.0, abs(ticks).max())
+            assert axis.range[0] < ticks.min() and axis.range[1] > ticks.max()
+            assert pg.figure.layout.title.text == (f"{bits}-bit {label}: {expected} levels, {len(steps)} used")
+            labelled = [t for t in axis.ticktext if t]
+            assert 2 <= len(labelled) <= 9 and axis.ticktext[0] and axis.ticktext[-1]
+    pg.quantizer.value, pg.bits.value = "DoReFa weights", 3
+    assert pg.figure.layout.title.text.startswith("3-bit DoReFa weights: 8 levels, ")
 
 
 def test_allocator_sliders_presets_and_string(trained):
