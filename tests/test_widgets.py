@@ -197,3 +197,58 @@ def test_allocator_metric_front_budget_kind_and_bops(trained):
     assert ba.config.value == ba.front.choose({"bops": ba.bops_budget.value * 1e6}).to_string(model)
     with pytest.raises(ValueError, match="metric must be one of fisher, probe"):
         BitAllocator(model, data, metric="nope")
+
+
+def test_allocator_preset_says_custom_once_edited_and_layout_uses_the_width(trained):
+    model, data = trained
+    ba = BitAllocator(model, data, epochs=1)
+    assert ba.preset.value == "halving"  # the sliders start at 8-4-2-1
+    ba.w_sliders["conv1"].value = 1  # 1-4-2-1: no preset any more
+    assert ba.preset.value == "custom" and ba.preset.label == "custom"
+    ba.set_schedule("1-1-2-4-8")
+    assert ba.preset.value == "increasing"
+    ba.config.value = "4"
+    assert ba.preset.value == "uniform" and ba.k.value == 4
+    ba.config.value = "8-4-2-1"
+    assert ba.preset.value == "halving"
+    ba.preset.value = "custom"
+    ba.apply_button.click()  # applying "custom" changes nothing
+    assert ba.config.value == "8-4-2-1"
+    # the budget toggle sits in a labelled row with the budget slider and the Allocate button
+    row = next(box for box in ba.widget.children if ba.budget_kind in getattr(box, "children", ()))
+    assert ba.budget in row.children and ba.allocate_button in row.children
+    assert any("budget" in getattr(c, "value", "") for c in row.children) and not ba.budget_kind.description
+    # both plots share the full width and size themselves to it; ticks are rounded
+    grid = next(box for box in ba.widget.children if type(box).__name__ == "GridBox")
+    assert grid.layout.width == "100%" and grid.layout.grid_template_columns == "2fr 3fr"
+    for fig in (ba.curve, ba.scatter):
+        assert fig.layout.width is None and fig.layout.autosize
+    assert ba.scatter.layout.yaxis.tickformat == ".1f" and ba.scatter.layout.yaxis2.tickformat == ".2~g"
+    assert ba.curve.layout.yaxis.tickformat == ".2~f"
+
+
+def test_allocator_run_labels_stay_inside_and_apart(trained):
+    import pandas as pd
+
+    from pdbviz.widgets.allocator import label_positions
+
+    model, data = trained
+    ba = BitAllocator(model, data, epochs=1)
+    assert ba.wait(60)
+    rows = [("8-4-2-1", 3.0, 98.6), ("1-1-2-4-8", 3.05, 98.65), ("2", 4.0, 99.9), ("1", 1.6, 96.2)]
+    ba.runs = pd.DataFrame([{"run": i + 1, "schedule": s, "avg_bits": 1.0, "kib": k, "compression": 1.0,
+                             "test_acc": a, "seconds": 1.0, "stopped": ""} for i, (s, k, a) in enumerate(rows)])
+    ba._draw_runs()
+    tr, layout = ba.scatter.data[0], ba.scatter.layout
+    y0, y1 = layout.yaxis.range
+    x0, x1 = layout.xaxis.range
+    span = y1 - y0
+    for x, y, pos in zip(tr.x, tr.y, tr.textposition):
+        assert x0 < x < x1
+        # a label above a point stays under the top of the plot, one below it above the bottom (8% of the height)
+        assert y + (0.1 * span if pos.startswith("top") else 0) < y1
+        assert y - (0.1 * span if pos.startswith("bottom") else 0) > y0
+    assert ba.float_accuracy is None or y0 < ba.float_accuracy < y1
+    # "#1" and "#2" sit close together: their labels go to different sides
+    assert tr.textposition[0] != tr.textposition[1]
+    assert label_positions([1.0, 1.0], [1.0, 1.0], (0, 2), (0, 2))[1] != "top center"
