@@ -155,6 +155,7 @@ _ADD = {"svg": add_svg_metadata, "pdf": add_pdf_metadata, "png": add_png_metadat
 
 
 def _render_static(figs: Sequence, formats: Sequence[str], scale: float) -> list[bytes]:
+    figs = list(figs)
     try:
         import kaleido  # noqa: F401
         import plotly.io as pio
@@ -166,10 +167,18 @@ def _render_static(figs: Sequence, formats: Sequence[str], scale: float) -> list
         with tempfile.TemporaryDirectory(prefix="pdbviz-export-") as tmp:
             paths = [Path(tmp) / f"{i}.{fmt}" for i, fmt in enumerate(formats)]
             # one browser session renders them all (starting Chromium costs seconds)
-            # plotly's write_images takes its default size (700 x 500) unless told: pass each figure's own
-            pio.write_images(list(figs), paths, scale=scale,
-                             width=[int(f.layout.width or 700) for f in figs],
-                             height=[int(f.layout.height or 500) for f in figs])
+            todo = list(range(len(paths)))
+            for _attempt in range(3):  # kaleido returns a render that timed out (a busy machine) as a missing file
+                # plotly's write_images takes its default size (700 x 500) unless told: pass each figure's own
+                pio.write_images([figs[i] for i in todo], [paths[i] for i in todo], scale=scale,
+                                 width=[int(figs[i].layout.width or 700) for i in todo],
+                                 height=[int(figs[i].layout.height or 500) for i in todo])
+                todo = [i for i in todo if not paths[i].is_file()]
+                if not todo:
+                    break
+            if todo:
+                names = ", ".join(f"{figs[i].layout.title.text or 'untitled'} ({formats[i]})" for i in todo)
+                raise RuntimeError(f"kaleido rendered no image of {names} after three tries")
             return [p.read_bytes() for p in paths]
     except Exception as err:  # noqa: BLE001 - kaleido raises several types when no browser is found
         text = f"{type(err).__name__}: {err}"
