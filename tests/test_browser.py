@@ -118,3 +118,71 @@ def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
         shutil.copy(shot, Path(target) / shot.name)
         (Path(target) / "train_to_point_seconds.txt").write_text(f"{seconds:.2f}\n")
     print(f"Train press to new point: {seconds:.2f} s; schedule {before} -> {after}")
+
+
+def _notebook(path: Path, cells: list[str]) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _open_and_run(page, url, token, name):
+    page.goto(f"{url}/lab/tree/{name}?token={token}", wait_until="domcontentloaded")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                           ".connectionStatus === 'connected'", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+_Y2_TICKS = "() => Array.from(document.querySelectorAll('.y2tick text')).map(t => t.textContent)"
+_TITLE = "() => (document.querySelector('.gtitle') || {}).textContent || ''"
+
+
+@pytest.mark.browser
+def test_playground_axis_follows_the_slider_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
+    """The playground as a student sees it: after a slider move the title and the value axis's ticks change
+    together, and the ticks drawn are the levels (one labelled tick per level up to nine)."""
+    from playwright.sync_api import sync_playwright
+
+    url, token, work = jupyterlab
+    _notebook(work / "playground.ipynb", ["from pdbviz.widgets import QuantizerPlayground\n"
+                                          "pg = QuantizerPlayground()\npg"])
+    shots = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=require_chromium, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            _open_and_run(page, url, token, "playground.ipynb")
+            page.wait_for_function(f"() => ({_TITLE})().includes('2-bit DoReFa weights: 4 levels')",
+                                   timeout=120_000)
+            assert len(page.evaluate(_Y2_TICKS)) == 4
+            shots.append(tmp_path / "playground_2bit.png")
+            page.screenshot(path=str(shots[-1]))
+            page.locator(".widget-hslider .noUi-handle").first.focus()
+            page.keyboard.press("ArrowRight")  # 2 -> 3 bits
+            page.wait_for_function(f"() => ({_TITLE})().startsWith('3-bit DoReFa weights: 8 levels')",
+                                   timeout=30_000)
+            page.wait_for_function(f"() => ({_Y2_TICKS})().length === 8", timeout=30_000)
+            shots.append(tmp_path / "playground_3bit.png")
+            page.screenshot(path=str(shots[-1]))
+            for _ in range(3):
+                page.keyboard.press("ArrowRight")  # 6 bits: 64 levels, nine of them labelled
+            page.wait_for_function(f"() => ({_TITLE})().startsWith('6-bit DoReFa weights: 64 levels')",
+                                   timeout=30_000)
+            page.wait_for_function(f"() => ({_Y2_TICKS})().filter(t => t).length === 9", timeout=30_000)
+            shots.append(tmp_path / "playground_6bit.png")
+            page.screenshot(path=str(shots[-1]))
+        finally:
+            browser.close()
+    target = os.environ.get("PDBVIZ_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for shot in shots:
+            shutil.copy(shot, Path(target) / shot.name)
