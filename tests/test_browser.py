@@ -89,6 +89,8 @@ def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
             page.wait_for_function("() => document.querySelectorAll('table.pdbviz-history tbody tr').length >= 3",
                                    timeout=180_000)
             assert history.count() == 3
+            before_shot = tmp_path / "bit_allocator_before.png"
+            page.screenshot(path=str(before_shot), full_page=True)
             schedule_box = page.locator(".widget-text input").first
             before = schedule_box.input_value()
             handles = page.locator(".widget-hslider .noUi-handle")
@@ -106,6 +108,27 @@ def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
             page.wait_for_function("() => Array.from(document.querySelectorAll('.scatterlayer .trace'))"
                                    ".some(t => t.querySelectorAll('.points path').length >= 4)", timeout=60_000)
             seconds = time.perf_counter() - t0
+            # the run labels ("#1".."#4") lie inside the plot area and none covers another
+            boxes = page.evaluate("""() => {
+                const plots = Array.from(document.querySelectorAll('.js-plotly-plot')).filter(
+                    p => Array.from(p.querySelectorAll('.textpoint text')).some(t => t.textContent.startsWith('#')));
+                const plot = plots[plots.length - 1];
+                const drawn = plot.querySelector('.draglayer .nsewdrag').getBoundingClientRect();
+                const cell = plot.parentElement.getBoundingClientRect();  // what the page shows of the figure
+                const area = {left: Math.max(drawn.left, cell.left), top: Math.max(drawn.top, cell.top),
+                              right: Math.min(drawn.right, cell.right), bottom: Math.min(drawn.bottom, cell.bottom)};
+                const labels = Array.from(plot.querySelectorAll('.textpoint text')).map(t => {
+                    const b = t.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; });
+                return {area: [area.left, area.top, area.right, area.bottom], labels};
+            }""")
+            x0, y0, x1, y1 = boxes["area"]
+            labels = boxes["labels"]
+            assert len(labels) >= 3
+            for left, top, right, bottom in labels:
+                assert x0 - 1 <= left and right <= x1 + 1 and y0 - 1 <= top and bottom <= y1 + 1, (boxes, left, top)
+            for i, a in enumerate(labels):
+                for b in labels[i + 1:]:
+                    assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
             rows = history.all_inner_texts()
             assert len(rows) == 4 and after in rows[3]
             page.screenshot(path=str(shot), full_page=True)
@@ -116,6 +139,7 @@ def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(target) / shot.name)
+        shutil.copy(before_shot, Path(target) / before_shot.name)
         (Path(target) / "train_to_point_seconds.txt").write_text(f"{seconds:.2f}\n")
     print(f"Train press to new point: {seconds:.2f} s; schedule {before} -> {after}")
 

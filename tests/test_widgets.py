@@ -220,11 +220,13 @@ def test_allocator_preset_says_custom_once_edited_and_layout_uses_the_width(trai
     assert any("budget" in getattr(c, "value", "") for c in row.children) and not ba.budget_kind.description
     # both plots share the full width and size themselves to it; ticks are rounded
     grid = next(box for box in ba.widget.children if type(box).__name__ == "GridBox")
-    assert grid.layout.width == "100%" and grid.layout.grid_template_columns == "2fr 3fr"
+    assert grid.layout.width == "100%" and grid.layout.grid_template_columns == "minmax(0, 2fr) minmax(0, 3fr)"
     for fig in (ba.curve, ba.scatter):
         assert fig.layout.width is None and fig.layout.autosize
     assert ba.scatter.layout.yaxis.tickformat == ".1f" and ba.scatter.layout.yaxis2.tickformat == ".2~g"
     assert ba.curve.layout.yaxis.tickformat == ".2~f"
+    # the right axes choose round ticks of their own instead of copying the left axis's grid
+    assert ba.curve.layout.yaxis2.tickmode == "auto" and ba.scatter.layout.yaxis2.tickmode == "auto"
 
 
 def test_allocator_run_labels_stay_inside_and_apart(trained):

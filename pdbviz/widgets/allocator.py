@@ -148,7 +148,8 @@ class BitAllocator(_AllocationControls):
                                              "xaxis": {"tickformat": "~s"}, "yaxis": {"tickformat": ".2~f"},
                                              "yaxis_title": "loss", "yaxis2": {"overlaying": "y", "side": "right",
                                                                                "title": "test acc (%)",
-                                                                               "tickformat": ".1f"},
+                                                                               "tickformat": ".1f",
+                                                                               "tickmode": "auto"},
                                              "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
                                                         "yanchor": "bottom"}, "margin": {"r": 60}})
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines", name="loss", line={"color": plot.OKABE_ITO[0]}))
@@ -161,7 +162,7 @@ class BitAllocator(_AllocationControls):
                                                "yaxis_title": "test accuracy (%)",
                                                "yaxis2": {"overlaying": "y", "side": "right", "showgrid": False,
                                                           "title": "predicted loss increase", "rangemode": "tozero",
-                                                          "tickformat": ".2~g"},
+                                                          "tickformat": ".2~g", "tickmode": "auto"},
                                                "legend": {"orientation": "h", "y": -0.25}, "margin": {"r": 70}})
         self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="runs (mean)", text=[],
                                           customdata=[], textposition="top center", cliponaxis=False,
@@ -198,9 +199,12 @@ class BitAllocator(_AllocationControls):
     def _layout(self):
         w = _widgets()
         rows = [w.HBox([self.w_sliders[n], self.a_sliders[n]]) for n in self.layers]
-        half = w.Layout(width="100%", min_width="0")
-        plots = w.GridBox([w.Box([self.curve], layout=half), w.Box([self.scatter], layout=half)],
-                          layout=w.Layout(width="100%", grid_template_columns="2fr 3fr", grid_gap="8px"))
+        # each plot stretches over its grid cell (a column box) and plotly sizes the figure to it
+        cell = {"width": "100%", "min_width": "0", "overflow": "hidden"}
+        plots = w.GridBox([w.VBox([self.curve], layout=w.Layout(**cell)),
+                           w.VBox([self.scatter], layout=w.Layout(**cell))],
+                          layout=w.Layout(width="100%", grid_template_columns="minmax(0, 2fr) minmax(0, 3fr)",
+                                          grid_gap="8px"))
         return w.VBox([
             w.HTML(f"<b>{type(self.model).__name__}</b> on <b>{self.data.name}</b>: weight bits per layer "
                    "(forward order) and the bits of each layer's input"),

@@ -99,6 +99,7 @@ class QuantizerPlayground:
         base = plot.staircase_figure(w0, w0, bits=None)
         import plotly.graph_objects as go
 
+        base.update_layout(width=None, autosize=True)  # the figure takes the notebook's width
         self.figure = go.FigureWidget(base)
         self.quantizer.observe(self.errors.guard(lambda _change: self._quantizer_changed(), "quantizer"),
                                names="value")
