@@ -162,23 +162,26 @@ def for_print(fig, size="column", t="paper"):
                       legend_title_font_size=legend)
     out.update_xaxes(tickfont_size=tick, title_font_size=font, title_standoff=2)
     out.update_yaxes(tickfont_size=tick, title_font_size=font, title_standoff=2)
-    for ann in out.layout.annotations:
-        ann.font.size = max(ann.font.size or 0, tick) if ann.font.size else tick
+    for ann in out.layout.annotations:  # subplot titles and labels: the body font, whatever they had on screen
+        ann.font.size = font
+    if out.layout.title.text and any(a.yref == "paper" and (a.y or 0) >= 0.99 for a in out.layout.annotations):
+        margin["t"] += _pt(t["font_pt"] + 3)  # subplot titles above the top row: the title goes above them
+        out.update_layout(margin={"t": margin["t"]})
     legend_items = [tr for tr in out.data if tr.showlegend is not False and tr.name]
     below = out.layout.legend.orientation == "h" and (out.layout.legend.y or 1) < 0
     if out.layout.showlegend is not False and len(legend_items) > 1 and (w < 4.5 or below):
         # the legend goes under the plot area, clear of the tick labels and the axis title: two entries to a row
         # when the longest name fits in half the width, else one
         longest = max(len(str(tr.name)) for tr in legend_items) * 0.55 * legend + _pt(40)
-        per_row = 2 if longest < 0.5 * (w * PX_PER_INCH - margin["l"] - margin["r"]) else 1
+        per_row = int(max(1, min(5, (w * PX_PER_INCH - margin["l"] - margin["r"]) // longest)))
         rows = -(-len(legend_items) // per_row)
-        extra = rows * legend * 1.5 + _pt(10)
+        extra = rows * legend * 1.5 + _pt(10) + (legend * 1.5 if out.layout.legend.title.text else 0)
         gap = _pt(t["tick_pt"] + t["font_pt"]) * 1.6 + _pt(6)  # tick labels, the axis title and some air
         plot_h = h * PX_PER_INCH - margin["t"] - margin["b"]
         out.update_layout(height=round(h * PX_PER_INCH + extra),
                           legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -gap / plot_h,
                                   "yanchor": "top", "entrywidth": 1 / per_row, "entrywidthmode": "fraction",
-                                  "tracegroupgap": 0},
+                                  "tracegroupgap": 0, "title": {"side": "top"}},
                           margin={"b": margin["b"] + extra})
     for trace in out.data:
         if hasattr(trace, "textfont"):
