@@ -254,3 +254,32 @@ def test_allocator_run_labels_stay_inside_and_apart(trained):
     # "#1" and "#2" sit close together: their labels go to different sides
     assert tr.textposition[0] != tr.textposition[1]
     assert label_positions([1.0, 1.0], [1.0, 1.0], (0, 2), (0, 2))[1] != "top center"
+
+
+def test_dashboards_fall_back_to_static_figures_where_widgets_cannot_render(trained, monkeypatch):
+    import sys
+
+    import plotly.graph_objects as go
+
+    from pdbviz.widgets import _common
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))  # as on Colab
+    assert not _common.widget_figures_supported()
+    pg = QuantizerPlayground(n=300)
+    assert isinstance(pg.figure, _common.StaticFigure) and not isinstance(pg.figure.figure, go.FigureWidget)
+    assert pg.figure.output in pg.widget.children  # a plain Output widget holds the drawing
+    before = pg.figure.renders
+    pg.bits.value = 3
+    assert pg.figure.renders > before  # drawn again after the move, with the new levels
+    assert pg.figure.layout.title.text.startswith("3-bit DoReFa weights: 8 levels")
+    assert len(pg.figure.layout.yaxis2.tickvals) == 8
+    model, data = trained
+    ba = BitAllocator(model, data, epochs=1)
+    assert isinstance(ba.scatter, _common.StaticFigure) and ba.wait(60)
+    ba.set_schedule("2")
+    assert ba.train() and ba.wait(60) and len(ba.scatter.data[0].x) == 1
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.setenv(_common.STATIC_ENV, "1")
+    assert not _common.widget_figures_supported()
+    monkeypatch.setenv(_common.STATIC_ENV, "0")
+    assert _common.widget_figures_supported()

@@ -12,7 +12,7 @@ from ..models import build_model
 from ..quant import ALLOWED_BITS, BitSchedule, input_bits_allowed, memory_report, memory_summary, quantizable_layers
 from ..quant.presets import PRESETS
 from ._allocation import _AllocationControls, Fronts, bops_text
-from ._common import ErrorArea, Worker, _widgets, kib
+from ._common import ErrorArea, StaticFigure, Worker, _widgets, figure_widget, kib, view
 from ._placement import LABEL_POSITIONS, label_positions, padded_range  # noqa: F401 - re-exported
 
 #: the preset menu: (label, entry); "uniform" takes the k slider, "alloc" the metric and budget controls
@@ -143,7 +143,7 @@ class BitAllocator(_AllocationControls):
 
         from .. import plot
 
-        self.curve = go.FigureWidget(layout={"title": "live training", "autosize": True, "height": 340,
+        self.curve = figure_widget(layout={"title": "live training", "autosize": True, "height": 340,
                                              "template": "simple_white", "xaxis_title": "batch",
                                              "xaxis": {"tickformat": "~s"}, "yaxis": {"tickformat": ".2~f"},
                                              "yaxis_title": "loss", "yaxis2": {"overlaying": "y", "side": "right",
@@ -155,7 +155,7 @@ class BitAllocator(_AllocationControls):
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines", name="loss", line={"color": plot.OKABE_ITO[0]}))
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="test acc", yaxis="y2",
                                         line={"color": plot.OKABE_ITO[1]}))
-        self.scatter = go.FigureWidget(layout={"title": "accuracy vs memory (click a point to load it)",
+        self.scatter = figure_widget(layout={"title": "accuracy vs memory (click a point to load it)",
                                                "autosize": True, "height": 400, "template": "simple_white",
                                                "xaxis_title": "quantized-weight memory (KiB)",
                                                "xaxis": {"tickformat": ",.3~r"}, "yaxis": {"tickformat": ".1f"},
@@ -182,7 +182,8 @@ class BitAllocator(_AllocationControls):
 
     def _connect(self) -> None:
         for trace in self.scatter.data:
-            trace.on_click(self.errors.guard(self._on_click, "point"))
+            if hasattr(trace, "on_click") and not isinstance(self.scatter, StaticFigure):
+                trace.on_click(self.errors.guard(self._on_click, "point"))
         on_change = self.errors.guard(lambda _c: self._sliders_changed(), "sliders")
         for s in list(self.w_sliders.values()) + list(self.a_sliders.values()):
             s.observe(on_change, names="value")
@@ -201,8 +202,8 @@ class BitAllocator(_AllocationControls):
         rows = [w.HBox([self.w_sliders[n], self.a_sliders[n]]) for n in self.layers]
         # each plot stretches over its grid cell (a column box) and plotly sizes the figure to it
         cell = {"width": "100%", "min_width": "0", "overflow": "hidden"}
-        plots = w.GridBox([w.VBox([self.curve], layout=w.Layout(**cell)),
-                           w.VBox([self.scatter], layout=w.Layout(**cell))],
+        plots = w.GridBox([w.VBox([view(self.curve)], layout=w.Layout(**cell)),
+                           w.VBox([view(self.scatter)], layout=w.Layout(**cell))],
                           layout=w.Layout(width="100%", grid_template_columns="minmax(0, 2fr) minmax(0, 3fr)",
                                           grid_gap="8px"))
         return w.VBox([
@@ -356,8 +357,9 @@ class BitAllocator(_AllocationControls):
 
             def on_epoch_end(self, s):
                 rec = s.history.records[-1]
-                tr = widget.curve.data[1]
-                tr.x, tr.y = list(tr.x) + [s.epoch * s.n_batches], list(tr.y) + [100 * rec["test_acc"]]
+                with widget.curve.batch_update():
+                    tr = widget.curve.data[1]
+                    tr.x, tr.y = list(tr.x) + [s.epoch * s.n_batches], list(tr.y) + [100 * rec["test_acc"]]
 
         def job():
             t0 = time.perf_counter()

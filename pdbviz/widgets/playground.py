@@ -7,7 +7,7 @@ import torch
 
 from ..analysis import quantization_noise
 from ..quant import WEIGHT_QUANTIZERS, quantize_activation, weight_quantizer
-from ._common import ErrorArea, _widgets
+from ._common import ErrorArea, _widgets, figure_widget, view
 
 #: the activation quantizer the playground offers besides every registered weight quantizer
 ACTIVATIONS = "DoReFa activations"
@@ -97,16 +97,14 @@ class QuantizerPlayground:
         self.readout = w.HTML()
         w0 = self.distributions["Gaussian"]
         base = plot.staircase_figure(w0, w0, bits=None)
-        import plotly.graph_objects as go
-
         base.update_layout(width=None, autosize=True)  # the figure takes the notebook's width
-        self.figure = go.FigureWidget(base)
+        self.figure = figure_widget(base)
         self.quantizer.observe(self.errors.guard(lambda _change: self._quantizer_changed(), "quantizer"),
                                names="value")
         for control in (self.bits, self.distribution):
             control.observe(self.errors.guard(lambda _change: self.update(), "update"), names="value")
         self._quantizer_changed()
-        self.widget = w.VBox([w.HBox([self.bits, self.quantizer, self.distribution]), self.readout, self.figure,
+        self.widget = w.VBox([w.HBox([self.bits, self.quantizer, self.distribution]), self.readout, view(self.figure),
                               self.errors.widget])
 
     def _quantizer_changed(self) -> None:
