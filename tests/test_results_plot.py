@@ -332,3 +332,27 @@ def test_report_figures_are_print_ready_files(results, tmp_path, require_chromiu
     assert "accuracy % (mean ± 95% CI)" in page and "acc_mean" not in page.split("<h2>Configuration")[0]
     assert "<th>weight bits</th>" in page and "<td>32 x5</td>" in page  # readable headers, compact bit lists
     assert page.count('class="plotly-graph-div"') >= len(figures)  # the interactive figures are embedded
+
+
+def test_tables_a_person_can_read(results, tmp_path):
+    from pdbviz.results import ACCURACY_HEADER, TABLE_COLUMNS, compact_bits
+
+    assert list(results.table.columns[:4]) == ["schedule", "acc_mean", "acc_ci95", "kib"]  # what print() shows first
+    results.save(tmp_path)
+    assert pd.read_csv(tmp_path / "results.csv").columns.tolist() == TABLE_COLUMNS  # the file keeps its columns
+    shown = results.display_table()
+    assert shown.columns.tolist()[:2] == ["schedule", "weight bits"] and ACCURACY_HEADER in shown.columns
+    assert "acc_mean" not in shown.columns and "kib" not in shown.columns and "KiB" in shown.columns
+    row = shown.set_index("schedule").loc["8-4-2-1"]
+    raw = results.table.set_index("schedule").loc["8-4-2-1"]
+    assert row["weight bits"] == compact_bits(raw.w_bits) == "8-4-2-1-1"
+    assert row[ACCURACY_HEADER] == f"{raw.acc_mean:.2f} ± {raw.acc_ci95:.2f}" and row["KiB"] == f"{raw.kib:.2f}"
+    text = repr(results)
+    head = text.splitlines()[1]
+    assert head.split()[:3] == ["schedule", "weight", "bits"] and "KiB" in head and "accuracy" in head
+    assert "..." not in text and "float-32" in text
+    assert compact_bits("32-32-32-32-32-32-32-32") == "32 x8" and compact_bits("8-4-2-1-1-1-1-1") == "8-4-2-1 then 1 x4"
+    assert "<th>weight bits</th>" in results._repr_html_()
+    tex = results.to_latex()
+    caption = next(line for line in tex.splitlines() if line.startswith("\\caption"))
+    assert len(caption) <= 110  # the caption wraps instead of running out of its box

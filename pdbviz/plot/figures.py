@@ -285,9 +285,14 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
     fig = go.Figure()
     quant = df[df.kind != "float"]
     colours = palette(t, len(quant))
-    bits = [str(r.get("w_bits", "")) + "/" + str(r.get("a_bits", "")) for _, r in quant.iterrows()]
-    equal = same_as({str(r.schedule): [r.kib, r.acc_mean, i if not b.strip("/") else 0, *map(ord, b)]
-                     for i, ((_, r), b) in enumerate(zip(quant.iterrows(), bits))})
+    # a schedule with the same bits and the same accuracy as an earlier one is the same point: labelled "(= ...)"
+    equal: dict[str, str] = {}
+    first_of: dict[tuple, str] = {}
+    for _, r in quant.iterrows():
+        key = (str(r.get("w_bits", "")), str(r.get("a_bits", "")), round(float(r.kib), 6), round(float(r.acc_mean), 9))
+        if key[0] and key in first_of:
+            equal[str(r.schedule)] = first_of[key]
+        first_of.setdefault(key, str(r.schedule))
     seen: dict[float, int] = {}
     for i, (idx, row) in enumerate(quant.iterrows()):
         same = seen.get(round(float(row.kib), 6), 0)  # schedules of equal memory side by side, not on top

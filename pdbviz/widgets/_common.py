@@ -163,17 +163,22 @@ class StaticFigure:
 
         return batch()
 
-    def add_trace(self, *args, **kwargs):
-        self.figure.add_trace(*args, **kwargs)
-        if self._depth == 0:
-            self.render()
-        return self
+    def __getattr__(self, name):
+        """Everything else of the figure (``add_trace``, ``add_hline``, ``update_xaxes``...): a method that adds
+        or updates draws the figure again afterwards (outside a batch update)."""
+        if name in ("figure", "output", "renders", "_depth"):
+            raise AttributeError(name)
+        attr = getattr(self.figure, name)
+        if not (callable(attr) and name.startswith(("add_", "update_"))):
+            return attr
 
-    def add_hline(self, *args, **kwargs):
-        self.figure.add_hline(*args, **kwargs)
-        if self._depth == 0:
-            self.render()
-        return self
+        def changed(*args, **kwargs):
+            attr(*args, **kwargs)
+            if self._depth == 0:
+                self.render()
+            return self
+
+        return changed
 
 
 def figure_widget(fig=None, **kwargs):
