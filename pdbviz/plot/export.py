@@ -170,7 +170,10 @@ def _render_static(figs: Sequence, formats: Sequence[str], scale: float) -> list
             todo = list(range(len(paths)))
             for _attempt in range(3):  # kaleido returns a render that timed out (a busy machine) as a missing file
                 # plotly's write_images takes its default size (700 x 500) unless told: pass each figure's own
-                pio.write_images([figs[i] for i in todo], [paths[i] for i in todo], scale=scale,
+                # the scale is the PNG's pixels per figure pixel; a vector format keeps the figure's size (kaleido
+                # would otherwise scale the page of a PDF or SVG too)
+                pio.write_images([figs[i] for i in todo], [paths[i] for i in todo],
+                                 scale=[scale if formats[i] == "png" else 1 for i in todo],
                                  width=[int(figs[i].layout.width or 700) for i in todo],
                                  height=[int(figs[i].layout.height or 500) for i in todo])
                 todo = [i for i in todo if not paths[i].is_file()]
