@@ -56,3 +56,23 @@ def padded_range(values, fraction: float = 0.12, minimum: float = 1.0) -> list[f
     low, high = min(vals), max(vals)
     pad = max(high - low, minimum) * fraction
     return [round(low - pad, 6), round(high + pad, 6)]
+
+
+def fit_run_axes(scatter, float_accuracy: float | None = None) -> None:
+    """Fit the BitAllocator's accuracy-vs-memory axes: room for the run labels above and below the points (and
+    the float line), every point and the front inside, and the labels placed by ``label_positions``.
+
+    ``scatter`` holds the runs (trace 0, labelled), the stopped runs (1) and the predicted front (2).
+    """
+    runs, part, front = scatter.data[0], scatter.data[1], scatter.data[2]
+    xs = list(runs.x or ()) + list(part.x or ()) + (list(front.x or ()) if front.visible else [])
+    ys = list(runs.y or ()) + list(part.y or ()) + ([float_accuracy] if float_accuracy else [])
+    if not xs or not ys:
+        return
+    x_range = padded_range(xs, 0.08, minimum=1e-3)
+    y_range = padded_range(ys, 0.15, minimum=1.0)
+    with scatter.batch_update():
+        scatter.layout.xaxis.range = x_range
+        scatter.layout.yaxis.range = y_range
+        runs.textposition = label_positions(list(runs.x), list(runs.y), x_range, y_range) \
+            if len(runs.x or ()) else "top center"

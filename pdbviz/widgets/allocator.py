@@ -13,7 +13,7 @@ from ..quant import ALLOWED_BITS, BitSchedule, input_bits_allowed, memory_report
 from ..quant.presets import PRESETS
 from ._allocation import _AllocationControls, Fronts, bops_text
 from ._common import ErrorArea, StaticFigure, Worker, _widgets, figure_widget, kib, view
-from ._placement import LABEL_POSITIONS, label_positions, padded_range  # noqa: F401 - re-exported
+from ._placement import LABEL_POSITIONS, fit_run_axes, label_positions, padded_range  # noqa: F401 - re-exported
 
 #: the preset menu: (label, entry); "uniform" takes the k slider, "alloc" the metric and budget controls
 PRESET_MENU = (("uniform k-bit", "uniform"), *((PRESETS[k].label, k) for k in ("halving", "linear", "increasing")),
@@ -418,20 +418,8 @@ class BitAllocator(_AllocationControls):
         self._fit_axes()
 
     def _fit_axes(self) -> None:
-        """Axis ranges with room for the run labels above and below the points, and the labels placed so that
-        none covers another."""
-        runs, part, front = self.scatter.data[0], self.scatter.data[1], self.scatter.data[2]
-        xs = list(runs.x or ()) + list(part.x or ()) + (list(front.x or ()) if front.visible else [])
-        ys = list(runs.y or ()) + list(part.y or ()) + ([self.float_accuracy] if self.float_accuracy else [])
-        if not xs or not ys:
-            return
-        x_range = padded_range(xs, 0.08, minimum=1e-3)
-        y_range = padded_range(ys, 0.15, minimum=1.0)
-        with self.scatter.batch_update():
-            self.scatter.layout.xaxis.range = x_range
-            self.scatter.layout.yaxis.range = y_range
-            runs.textposition = label_positions(list(runs.x), list(runs.y), x_range, y_range) \
-                if len(runs.x or ()) else "top center"
+        """Axes with room for the run labels, the labels placed so that none covers another."""
+        fit_run_axes(self.scatter, self.float_accuracy)
 
     def _ipython_display_(self):
         from IPython.display import display
