@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._io import atomic_write
 from ._version import __version__
-from .results import Results
+from .results import Results, compact_bits
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import MetricStudy
@@ -68,9 +68,13 @@ def write_report(results: Results, directory: str | os.PathLike, figures: dict,
 
     Files: ``report.html`` (one page, plotly.js inlined, opens offline),
     ``results.csv`` / ``results.json`` / ``runs.csv`` / ``history.csv`` /
-    ``profiles.csv``, ``table.tex``, and ``figures/<stem>.<format>``. Static
-    formats are skipped with a warning when Chromium is missing (the report
-    needs none). Returns ``{"report": path, "figures": {...}, "static_error": str|None}``.
+    ``profiles.csv``, ``table.tex``, and ``figures/<stem>.html`` (interactive,
+    screen theme; the report embeds these) with the print-ready
+    ``figures/<stem>.{svg,pdf,png}`` at page width (7 in) and
+    ``figures/<stem>-column.{svg,pdf,png}`` at column width (3.5 in): paper
+    theme, every font 7 pt or more, PNG at 300 dpi. Static formats are
+    skipped with a warning when Chromium is missing (the report needs none).
+    Returns ``{"report": path, "figures": {...}, "static_error": str|None}``.
 
     With a ``study`` (``pdbviz.metric_study``), its tables are saved too
     (``MetricStudy.save``), its figure joins ``figures`` as ``metric_study``
@@ -95,9 +99,7 @@ def write_report(results: Results, directory: str | os.PathLike, figures: dict,
     static_error = None
     if static:
         try:
-            more = plot.save_many(figures, fig_dir, static, meta)
-            for stem, paths in more.items():
-                saved[stem].update(paths)
+            saved = _save_print(figures, fig_dir, static, meta, saved)
         except plot.StaticExportError as err:
             static_error = str(err)
             log.warning("%s", err)
@@ -106,6 +108,27 @@ def write_report(results: Results, directory: str | os.PathLike, figures: dict,
         fh.write(_page(results, {k: v for k, v in figures.items() if k != "metric_study" or study is None}, title,
                        meta, study_section=_study_html(study, figures["metric_study"]) if study is not None else ""))
     return {"report": path, "figures": saved, "static_error": static_error}
+
+
+#: the print sizes every static figure of a report is written at, with the suffix of its file names
+PRINT_VARIANTS = {"page": "", "column": "-column"}
+
+
+def _save_print(figures: dict, fig_dir: Path, static, meta: dict, saved: dict) -> dict:
+    """Write each figure's static formats at page width (``<stem>.pdf``) and column width
+    (``<stem>-column.pdf``), paper theme, PNG at 300 dpi, in one Chromium session; add the paths to ``saved``
+    (``saved[stem]["pdf"]``, ``saved[stem]["pdf-column"]``)."""
+    from . import plot
+    from .plot.theme import PX_PER_INCH
+
+    printed = {f"{stem}{suffix}": plot.for_print(fig, size, "paper")
+               for stem, fig in figures.items() for size, suffix in PRINT_VARIANTS.items()}
+    more = plot.save_many(printed, fig_dir, static, meta, size=None, scale=300 / PX_PER_INCH)
+    for stem in figures:
+        for size, suffix in PRINT_VARIANTS.items():
+            for fmt, path in more[f"{stem}{suffix}"].items():
+                saved[stem][fmt + suffix] = path
+    return saved
 
 
 def write_study_report(study: "MetricStudy", directory: str | os.PathLike, formats=("html",),
@@ -118,7 +141,7 @@ def write_study_report(study: "MetricStudy", directory: str | os.PathLike, forma
     interval), the accuracy at each budget with 95% intervals, the figure,
     every allocation and the configuration; the tables of
     ``MetricStudy.save``; ``figures/metric_study.<format>`` (static formats at
-    page size, skipped with a warning when Chromium is missing).
+    page and column size as in ``write_report``, skipped with a warning when Chromium is missing).
 
     Returns ``{"report": path, "figures": {...}, "static_error": str|None}``.
 
@@ -141,8 +164,7 @@ def write_study_report(study: "MetricStudy", directory: str | os.PathLike, forma
     static_error = None
     if static:
         try:
-            more = plot.save_many({"metric_study": fig}, fig_dir, static, meta, size="page")
-            saved["metric_study"].update(more["metric_study"])
+            saved = _save_print({"metric_study": fig}, fig_dir, static, meta, saved)
         except plot.StaticExportError as err:
             static_error = str(err)
             log.warning("%s", err)
@@ -158,6 +180,14 @@ def write_study_report(study: "MetricStudy", directory: str | os.PathLike, forma
     return {"report": path, "figures": saved, "static_error": static_error}
 
 
+#: readable headers of the study's tables in the report (the saved CSV files keep the raw names)
+_STUDY_HEADERS = {"avg_bits": "avg bits", "kib": "KiB", "acc_mean": "accuracy %", "acc_std": "seed std",
+                  "acc_ci95": "95% CI ±", "drop_mean": "drop (points)", "predicted_loss": "predicted loss",
+                  "w_bits": "weight bits", "a_bits": "input bits", "n_seeds": "seeds"}
+_CORRELATION_HEADERS = {"spearman": "Spearman rho", "ci_low": "95% CI low", "ci_high": "95% CI high",
+                        "seed_mean": "seed mean", "seed_std": "seed std", "n_seeds": "seeds"}
+
+
 def _study_html(study: "MetricStudy", fig, heading: bool = True) -> str:
     """The study's section: protocol, rank correlations, accuracies, figure, allocations."""
     from .plot.export import figure_html
@@ -171,6 +201,10 @@ def _study_html(study: "MetricStudy", fig, heading: bool = True) -> str:
     for col in ("avg_bits", "kib", "acc_mean", "acc_std", "acc_ci95", "drop_mean"):
         summary[col] = summary[col].map(lambda v: f"{v:.2f}")
     summary["predicted_loss"] = summary["predicted_loss"].map(lambda v: f"{v:.3g}")
+    for col in ("w_bits", "a_bits"):
+        if col in summary:
+            summary[col] = summary[col].map(compact_bits)
+    summary = summary.rename(columns=_STUDY_HEADERS)
     n_seeds = len(cfg.get("seeds", []))
     head = "<h2 id='metric-study'>Which sensitivity metric predicts?</h2>\n" if heading else ""
     return f"""{head}<p>Per seed ({n_seeds} seeds), a float {html.escape(str(cfg.get('model')))} was trained on
@@ -184,8 +218,8 @@ exact front of its predicted loss; every allocation, and the uniform <i>k</i>-bi
 gives and the accuracy drop measured after fine-tuning (float accuracy of the seed minus the schedule's).
 <b>Higher is better</b>: +1 means the metric ranks its allocations exactly as they turn out. The 95% interval is a
 bootstrap over seeds with each accuracy redrawn from the binomial of the {cfg.get('n_test')}-image test set
-({cfg.get('n_boot')} resamples); <code>seed_mean</code> and <code>seed_std</code> are the per-seed correlations.</p>
-{corr.to_html(index=False, escape=True, border=0)}
+({cfg.get('n_boot')} resamples); <i>seed mean</i> and <i>seed std</i> are those of the per-seed correlations.</p>
+{corr.rename(columns=_CORRELATION_HEADERS).to_html(index=False, escape=True, border=0)}
 <h3>Test accuracy at each budget (%, mean ± 95% CI)</h3>
 {study.accuracy_table().rename_axis(None).to_html(escape=True, border=0)}
 {figure_html(fig)}
@@ -213,9 +247,7 @@ def _page(results: Results, figures: dict, title: str, meta: dict, study_section
 
     cfg = results.config
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    table = results.table.copy()
-    for col in ("kib", "avg_bits", "compression", "acc_mean", "acc_std", "train_seconds"):
-        table[col] = table[col].map(lambda v: f"{v:.2f}")
+    table = results.display_table()
     parts = [f"<h2 id='{html.escape(stem)}'>{html.escape(str(fig.layout.title.text or stem))}</h2>" + figure_html(fig)
              for stem, fig in figures.items()]
     training = (f"fine-tuned {cfg.get('finetune_epochs')} epochs from float" if cfg.get("finetune")
@@ -224,7 +256,10 @@ def _page(results: Results, figures: dict, title: str, meta: dict, study_section
 <p>{html.escape(str(cfg.get('model', '')))} on {html.escape(str(cfg.get('dataset', '')))}, seeds {cfg.get('seeds')},
 float {cfg.get('epochs')} epochs, {training}. Generated by pdbviz {__version__} on {when}.</p>
 <h2>Results</h2>
-{table.to_html(index=False, escape=True, border=0)}
+<p>Test accuracy: mean over seeds ± the half-width of its 95% confidence interval over seeds and test images;
+seed std: the standard deviation over seeds; KiB: quantized-weight memory. The raw values are in
+<code>results.csv</code>.</p>
+{table.to_html(index=False, escape=True, border=0, classes="pdbviz-results")}
 <h2>The paper's claims on these runs</h2>
 <p>Effect: difference of mean test accuracy (points); 95% confidence interval from the seed spread and the test
 set's sampling error; verdicts as defined in <code>pdbviz.claims</code>.</p>

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,10 @@ RESULTS_FORMAT_VERSION = 1
 #: columns of ``Results.table``, one row per schedule.
 TABLE_COLUMNS = ["schedule", "kind", "w_bits", "a_bits", "kib", "avg_bits", "compression", "acc_mean", "acc_std",
                  "acc_ci95", "n_seeds", "train_seconds", "error"]
+#: the order ``Results.table`` shows its columns in: what a person reads first (schedule, accuracy, memory) leads;
+#: the files keep ``TABLE_COLUMNS``' order
+DISPLAY_ORDER = ["schedule", "acc_mean", "acc_ci95", "kib", "avg_bits", "compression", "acc_std", "w_bits", "a_bits",
+                 "kind", "n_seeds", "train_seconds", "error"]
 _FILES = {"table": "results.csv", "runs": "runs.csv", "history": "history.csv", "profiles": "profiles.csv"}
 
 
@@ -49,11 +54,49 @@ class Results:
     schedules: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict, repr=False)
 
+    def __post_init__(self):
+        if isinstance(self.table, pd.DataFrame):
+            first = [c for c in DISPLAY_ORDER if c in self.table.columns]
+            self.table = self.table[first + [c for c in self.table.columns if c not in first]]
+
     def __repr__(self) -> str:
-        return f"Results({len(self.table)} schedules on {self.config.get('dataset')!r} / {self.config.get('model')!r})"
+        head = f"Results: {len(self.table)} schedules of {self.config.get('model')} on {self.config.get('dataset')}"
+        return head + "\n" + self.pretty()
 
     def _repr_html_(self) -> str:
-        return self.table._repr_html_()
+        return self.display_table().to_html(index=False, escape=True, border=0, classes="pdbviz-results")
+
+    def display_table(self) -> pd.DataFrame:
+        """The table for people: readable headers, values to two decimals, compact bit lists.
+
+        Columns: ``schedule``, ``weight bits`` ("8-4-2-1 then 1 x4"),
+        ``input bits`` (only when some layer's input is quantized), ``KiB``,
+        ``avg bits``, ``compression``, ``accuracy % (mean ± 95% CI)`` (the CI
+        over seeds and test images, ``acc_ci95``), ``seed std``, ``seeds`` and
+        ``error`` (only when a schedule failed). ``table`` keeps the raw values.
+
+        Example:
+            >>> t = pd.DataFrame({"schedule": ["8-4-2-1"], "kind": ["decreasing"], "w_bits": ["8-4-2-1-1-1-1-1"],
+            ...                   "a_bits": ["32-32-32-32-32-32-32-32"], "kib": [11.421875], "avg_bits": [1.1546],
+            ...                   "compression": [27.7155], "acc_mean": [98.7407], "acc_std": [0.4626],
+            ...                   "acc_ci95": [1.1556], "n_seeds": [3], "train_seconds": [0.58], "error": [""]})
+            >>> Results(t, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), {}).display_table().iloc[0].tolist()
+            ['8-4-2-1', '8-4-2-1 then 1 x4', '11.42', '1.15', '27.7x', '98.74 ± 1.16', '0.46', '3']
+        """
+        t = self.table
+        out = pd.DataFrame({"schedule": t.schedule.astype(str), "weight bits": t.w_bits.map(compact_bits)})
+        if "a_bits" in t and any(set(str(a).split("-")) - {"32", ""} for a in t.a_bits):
+            out["input bits"] = t.a_bits.map(compact_bits)
+        out["KiB"] = t.kib.map(lambda v: _num(v, "{:,.2f}"))
+        out["avg bits"] = t.avg_bits.map(lambda v: _num(v, "{:.2f}"))
+        out["compression"] = t.compression.map(lambda v: _num(v, "{:.1f}x"))
+        ci = t.acc_ci95 if "acc_ci95" in t else [math.nan] * len(t)
+        out[ACCURACY_HEADER] = [_pm(m, c) for m, c in zip(t.acc_mean, ci)]
+        out["seed std"] = t.acc_std.map(lambda v: _num(v, "{:.2f}"))
+        out["seeds"] = t.n_seeds.map(lambda v: _num(v, "{:.0f}")) if "n_seeds" in t else ""
+        if "error" in t and (t.error.fillna("") != "").any():
+            out["error"] = t.error.fillna("")
+        return out.reset_index(drop=True)
 
     def label_of(self, entry: str) -> str | None:
         """The label of the schedule that the entry ``entry`` produced (``"halving"`` -> ``"8-4-2-1"``), or None."""
@@ -82,13 +125,9 @@ class Results:
                                margin)
 
     def pretty(self) -> str:
-        """The table as fixed-width text, for terminals."""
-        t = self.table.copy()
-        t["accuracy %"] = [_pm(m, s) for m, s in zip(t.acc_mean, t.acc_std)]
-        cols = ["schedule", "w_bits", "avg_bits", "kib", "compression", "accuracy %", "train_seconds"]
-        if (t.error.fillna("") != "").any():
-            cols.append("error")
-        return t[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}")
+        """The table as fixed-width text, for terminals: ``display_table`` (schedule, bits, memory and accuracy
+        with its 95% CI over seeds and test images)."""
+        return self.display_table().to_string(index=False)
 
     def to_latex(self, caption: str | None = None, label: str = "tab:pdbviz") -> str:
         """A booktabs table for a paper: schedule, bits, average bits, KiB, compression, accuracy."""
@@ -107,8 +146,10 @@ class Results:
             acc = _pm(r.acc_mean, r.acc_std, tex=True)
             if r.acc_mean == best:
                 acc = f"\\textbf{{{acc}}}"
-            lines.append(f"{_tex(r.schedule)} & {_tex(r.w_bits)} & {r.avg_bits:.2f} & {r.kib:.2f} & "
+            bits = _tex(compact_bits(r.w_bits)).replace(" x", "$\\times$")
+            lines.append(f"{_tex(r.schedule)} & {bits} & {r.avg_bits:.2f} & {r.kib:.2f} & "
                          f"{r.compression:.1f}$\\times$ & {acc} \\\\")
+        caption = "\n  ".join(textwrap.wrap(caption, 96))  # a caption that fits a page (LaTeX joins the lines)
         lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", f"\\label{{{label}}}", "\\end{table}"]
         return "\n".join(lines) + "\n"
 
@@ -119,10 +160,16 @@ class Results:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for attr, fname in _FILES.items():
+            frame = getattr(self, attr)
+            if attr == "table":  # the file keeps its column order, whatever order the table shows
+                first = [c for c in TABLE_COLUMNS if c in frame.columns]
+                frame = frame[first + [c for c in frame.columns if c not in first]]
             with atomic_write(directory / fname, "w", encoding="utf-8") as fh:
-                getattr(self, attr).to_csv(fh, index=False)
+                frame.to_csv(fh, index=False)
+        first = [c for c in TABLE_COLUMNS if c in self.table.columns]
+        table = self.table[first + [c for c in self.table.columns if c not in first]]
         doc = {"format_version": RESULTS_FORMAT_VERSION, "config": self.config, "schedules": self.schedules,
-               "table": json.loads(self.table.to_json(orient="records"))}
+               "table": json.loads(table.to_json(orient="records"))}
         with atomic_write(directory / "results.json", "w", encoding="utf-8") as fh:
             json.dump(doc, fh, indent=2, default=json_default)
         return directory
@@ -136,6 +183,58 @@ class Results:
         if "error" in frames["runs"]:
             frames["runs"]["error"] = frames["runs"]["error"].astype(object).fillna("").astype(str)
         return cls(config=doc["config"], schedules=doc.get("schedules", {}), **frames)
+
+
+#: the header of the accuracy column of ``Results.display_table`` (and of the README's table)
+ACCURACY_HEADER = "accuracy % (mean ± 95% CI)"
+
+
+def compact_bits(bits) -> str:
+    """A per-layer bit list (``"8-4-2-1-1-1-1-1"``) as a person reads it: ``"8-4-2-1 then 1 x4"``.
+
+    Runs of three or more equal values are written ``value xcount``; a run
+    that ends the list after other values keeps its first value in the list
+    (the last value held, as in a schedule string).
+
+    Example:
+        >>> compact_bits("8-4-2-1-1-1-1-1"), compact_bits("32-32-32-32-32-32-32-32"), compact_bits("1-1-1-1-1-2-4-8")
+        ('8-4-2-1 then 1 x4', '32 x8', '1 x5 then 2-4-8')
+        >>> compact_bits("8-4-2-1"), compact_bits("")
+        ('8-4-2-1', '')
+    """
+    values = [v for v in str(bits).split("-") if v != ""]
+    if not values:
+        return ""
+    runs: list[list] = []
+    for v in values:
+        if runs and runs[-1][0] == v:
+            runs[-1][1] += 1
+        else:
+            runs.append([v, 1])
+    parts: list[str] = []  # plain groups ("8-4-2") and runs ("1 x5"), joined by "then"
+    plain: list[str] = []
+    for i, (v, n) in enumerate(runs):
+        if n >= 3:
+            if i == len(runs) - 1 and (plain or parts):
+                plain.append(v)  # the held value: "8-4-2-1 then 1 x4"
+                n -= 1
+            if plain:
+                parts.append("-".join(plain))
+                plain = []
+            parts.append(f"{v} x{n}")
+        else:
+            plain += [v] * n
+    if plain:
+        parts.append("-".join(plain))
+    return " then ".join(parts)
+
+
+def _num(value, fmt: str) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return fmt.format(value) if math.isfinite(value) else ""
 
 
 def _pm(mean, std, tex=False):

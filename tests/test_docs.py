@@ -238,3 +238,70 @@ def test_site_check_reports_console_errors_outside_requests_and_unrendered_plots
     assert "broken.html: console error: boom" in problems
     assert any(p.startswith("broken.html: not rendered after 2 s: 0/1 figures") for p in problems)
     assert not [p for p in problems if p.startswith("index.html")]
+
+
+# ---------------------------------------------------------------- numbers generated from the committed demo run
+regenerate = importlib.import_module("regenerate")
+
+
+def test_generated_sections_are_what_the_committed_run_renders():
+    run = regenerate.load()
+    found = set()
+    for doc in regenerate.DOCUMENTS:
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        parts = regenerate.sections(text)
+        assert parts, f"{doc} has no generated section"
+        for name, body in parts.items():
+            assert body == regenerate.RENDERERS[name](run), f"{doc}: section {name} is stale: python docs/regenerate.py"
+            found.add(name)
+    assert found == set(regenerate.RENDERERS)  # every kind of section is used somewhere
+    with pytest.raises(ValueError, match="unknown generated section 'nope'"):
+        regenerate.rewrite("<!-- generated: nope -->\nx\n<!-- end generated: nope -->", run)
+
+
+def _markdown_table(text: str) -> list[list[str]]:
+    rows = [line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row] for row in rows if not set("".join(row)) <= set("-: ")]
+
+
+def test_readme_table_agrees_with_results_csv_cell_by_cell():
+    import pandas as pd
+
+    from pdbviz.results import compact_bits
+
+    table = pd.read_csv(DOCS / "results" / "demo" / "results.csv", keep_default_na=False)
+    body = regenerate.sections((ROOT / "README.md").read_text(encoding="utf-8"))["demo-table"]
+    header, *rows = _markdown_table(body)
+    assert header == ["schedule", "bits per layer", "avg bits", "KiB", "accuracy % (mean ± 95% CI)"]
+    assert [r[0] for r in rows] == table.schedule.tolist()  # every schedule of the run, in its order
+    for cells, row in zip(rows, table.itertuples()):
+        assert cells[1] == compact_bits(row.w_bits)
+        assert float(cells[2]) == pytest.approx(row.avg_bits, abs=0.005)
+        assert float(cells[3]) == pytest.approx(row.kib, abs=0.005)
+        mean, ci = (float(v) for v in cells[4].split(" ± "))
+        assert mean == pytest.approx(row.acc_mean, abs=0.005) and ci == pytest.approx(row.acc_ci95, abs=0.005)
+    assert "95% confidence interval over seeds and test images" in body  # the "±" says what it is
+
+
+def test_readme_claims_and_machine_agree_with_the_committed_files():
+    import pandas as pd
+
+    claims = pd.read_csv(DOCS / "results" / "demo" / "claims.csv", keep_default_na=False)
+    meta = json.loads((DOCS / "results" / "demo" / "metadata.json").read_text())
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = regenerate.sections(readme)["demo-claims"]
+    for r in claims.itertuples():
+        assert f"({r.claim}) {r.statement}: *{r.verdict}*" in text
+        if r.verdict != "not measured":
+            assert f"{float(r.effect):+.2f} points, 95% CI [{float(r.ci_low):+.2f}, {float(r.ci_high):+.2f}]" in text
+    summary = regenerate.sections(readme)["demo-summary"]
+    for key in ("pdbviz", "torch", "cpu"):
+        assert str(meta[key]) in summary
+    assert f"{meta['seconds']:.0f} s" in summary and meta["cores"] >= 1
+    # the figures the README shows are the run's, print-ready: 7 in at 300 dpi
+    from PIL import Image
+
+    for stem, path in meta["figures"].items():
+        assert f"({path})" in readme
+        image = Image.open(ROOT / path)
+        assert image.size[0] == 2100 and image.info["dpi"][0] == pytest.approx(300, abs=0.01)

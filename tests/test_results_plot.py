@@ -158,9 +158,9 @@ def test_figures_traces_and_axes(results):
 def test_figures_at_print_size_have_readable_fonts(results, tmp_path):
     for fig in (plot.pareto_figure(results.table), plot.training_curves(results.history),
                 plot.profile_figure(results.profiles, metric="fisher")):
-        shrunk = plot.smallest_font_pt(fig) * 3.35 * 96 / fig.layout.width
+        shrunk = plot.smallest_font_pt(fig) * 3.5 * 96 / fig.layout.width
         assert shrunk < 7  # the screen layout merely shrunk to a column would be unreadable
-        for size, width in (("column", 3.35), ("page", 6.9)):
+        for size, width in (("column", 3.5), ("page", 7.0)):
             printed = plot.for_print(fig, size)
             assert printed.layout.width == round(width * 96)
             assert plot.smallest_font_pt(printed) >= 7
@@ -255,3 +255,104 @@ def test_static_export_with_chromium(tmp_path, require_chromium):
 
     info = PdfReader(paths["pdf"]).metadata
     assert info["/Title"] == "bars" and info["/Producer"].startswith("pdbviz") and info["/Subject"] == "digits"
+
+
+def _legend_clear_of_data(fig) -> bool:
+    """The legend sits outside the plot area: right of it (with no axis there) or under it."""
+    leg = fig.layout.legend
+    right_axis = any(getattr(fig.layout, name).side == "right" for name in ("yaxis2", "yaxis3") if
+                     getattr(fig.layout, name, None) is not None and getattr(fig.layout, name).overlaying)
+    if leg.orientation == "h":
+        return leg.y is not None and leg.y < 0 and leg.yanchor == "top"
+    return not right_axis and (leg.x is None or leg.x >= 1) and fig.layout.showlegend is not False
+
+
+def test_equal_series_are_labelled_and_drawn_apart(results):
+    t = results.table.copy()
+    row = t.set_index("schedule").loc["8-4-2-1"]
+    twin = dict(row, schedule="allocated @ memory of 8-4-2-1", kind="allocated")
+    t = pd.concat([t[t.error == ""], pd.DataFrame([twin])], ignore_index=True)
+    fig = plot.pareto_figure(t)
+    points = {tr.name: tr for tr in fig.data if tr.mode == "markers"}
+    assert "allocated @ memory of 8-4-2-1 (= 8-4-2-1)" in points and "8-4-2-1" in points
+    a, b = points["8-4-2-1"], points["allocated @ memory of 8-4-2-1 (= 8-4-2-1)"]
+    assert a.x[0] != b.x[0] and a.y[0] == b.y[0]  # side by side, not on top
+    # the x axis covers every point, with a tick at or beyond each end
+    lo, hi = (10 ** v for v in fig.layout.xaxis.range)
+    xs = [x for tr in points.values() for x in tr.x]
+    assert lo < min(xs) and hi > max(xs)
+    ticks = fig.layout.xaxis.tickvals
+    assert ticks[0] <= min(xs) and ticks[-1] >= max(xs) and lo <= ticks[0] and ticks[-1] <= hi
+    assert _legend_clear_of_data(fig)
+    # a profile and a training curve equal to another one are labelled and dashed over it
+    prof = results.profiles
+    same = prof[prof.schedule == "8-4-2-1"].assign(schedule="copy")
+    fig = plot.profile_figure(pd.concat([prof, same]), schedule={"conv1": 8, "conv2": 4})
+    lines = {tr.name: tr for tr in fig.data if tr.type == "scatter"}
+    assert lines["copy (= 8-4-2-1)"].line.dash == "dash" and lines["8-4-2-1"].line.dash is None
+    names = [tr.name for tr in fig.data]
+    assert names.index("copy (= 8-4-2-1)") > names.index("8-4-2-1")  # drawn over the one it equals
+    assert _legend_clear_of_data(fig)  # the bits' axis is on the right: the legend goes under the plot
+    hist = results.history
+    fig = plot.training_curves(pd.concat([hist, hist[hist.schedule == "8-4-2-1"].assign(schedule="copy")]))
+    lines = {tr.name: tr for tr in fig.data if tr.showlegend is not False}
+    assert lines["copy (= 8-4-2-1)"].line.dash == "dash"
+    assert _legend_clear_of_data(fig)
+    w = np.random.default_rng(0).normal(size=500)
+    fig = plot.staircase_figure(w, np.sign(w), bits=1)
+    assert _legend_clear_of_data(fig)
+    for size in ("column", "page"):
+        for f in (fig, plot.pareto_figure(t)):
+            assert _legend_clear_of_data(plot.for_print(f, size))
+
+
+@pytest.mark.browser
+def test_report_figures_are_print_ready_files(results, tmp_path, require_chromium):
+    from PIL import Image
+    from pypdf import PdfReader
+
+    from pdbviz.report import standard_figures, write_report
+
+    figures = standard_figures(results)
+    info = write_report(results, tmp_path, figures)
+    assert info["static_error"] is None
+    for stem, fig in figures.items():
+        for suffix, inches in (("", 7.0), ("-column", 3.5)):
+            paths = info["figures"][stem]
+            pdf = PdfReader(paths["pdf" + suffix]).pages[0].mediabox
+            assert float(pdf.width) == pytest.approx(inches * 72, abs=1)  # vector, at print width
+            png = Image.open(paths["png" + suffix])
+            assert png.size[0] == round(inches * 300) and png.info["dpi"][0] == pytest.approx(300, abs=0.01)
+            assert png.size[1] == pytest.approx(float(pdf.height) / 72 * 300, abs=2)
+            svg = paths["svg" + suffix].read_text()
+            assert f'width="{round(inches * 96)}"' in svg
+            assert plot.smallest_font_pt(plot.for_print(fig, "page" if not suffix else "column")) >= 7
+        assert paths["html"].name == f"{stem}.html"
+    page = info["report"].read_text()
+    assert "accuracy % (mean ± 95% CI)" in page and "acc_mean" not in page.split("<h2>Configuration")[0]
+    assert "<th>weight bits</th>" in page and "<td>32 x5</td>" in page  # readable headers, compact bit lists
+    assert page.count('class="plotly-graph-div"') >= len(figures)  # the interactive figures are embedded
+
+
+def test_tables_a_person_can_read(results, tmp_path):
+    from pdbviz.results import ACCURACY_HEADER, TABLE_COLUMNS, compact_bits
+
+    assert list(results.table.columns[:4]) == ["schedule", "acc_mean", "acc_ci95", "kib"]  # what print() shows first
+    results.save(tmp_path)
+    assert pd.read_csv(tmp_path / "results.csv").columns.tolist() == TABLE_COLUMNS  # the file keeps its columns
+    shown = results.display_table()
+    assert shown.columns.tolist()[:2] == ["schedule", "weight bits"] and ACCURACY_HEADER in shown.columns
+    assert "acc_mean" not in shown.columns and "kib" not in shown.columns and "KiB" in shown.columns
+    row = shown.set_index("schedule").loc["8-4-2-1"]
+    raw = results.table.set_index("schedule").loc["8-4-2-1"]
+    assert row["weight bits"] == compact_bits(raw.w_bits) == "8-4-2-1-1"
+    assert row[ACCURACY_HEADER] == f"{raw.acc_mean:.2f} ± {raw.acc_ci95:.2f}" and row["KiB"] == f"{raw.kib:.2f}"
+    text = repr(results)
+    head = text.splitlines()[1]
+    assert head.split()[:3] == ["schedule", "weight", "bits"] and "KiB" in head and "accuracy" in head
+    assert "..." not in text and "float-32" in text
+    assert compact_bits("32-32-32-32-32-32-32-32") == "32 x8" and compact_bits("8-4-2-1-1-1-1-1") == "8-4-2-1 then 1 x4"
+    assert "<th>weight bits</th>" in results._repr_html_()
+    tex = results.to_latex()
+    caption = next(line for line in tex.splitlines() if line.startswith("\\caption"))
+    assert len(caption) <= 110  # the caption wraps instead of running out of its box

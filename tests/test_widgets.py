@@ -20,10 +20,40 @@ def test_playground_updates_figure_and_readouts(trained):
     assert pg.levels == 3
     pg.distribution.value = "layer fc1"
     assert len(pg.figure.data[0].x) == model.fc1.weight.numel()
-    pg.bits.value = 1  # symmetric needs 2 bits: shown in the widget, not raised
-    assert "at least 2 bits" in pg.errors.widget.value and pg.errors.last_error is not None
+    pg.bits.value = 1  # symmetric at 1 bit is binary: two levels
+    assert pg.levels == 2 and pg.errors.widget.value == ""
+    pg.quantizer.value = "LSQ weights"  # LSQ needs 2 bits: the slider starts there
+    assert pg.bits.min == 2 and pg.bits.value == 2 and pg.levels == 4 and pg.errors.widget.value == ""
     pg.quantizer.value = "DoReFa activations"
+    assert pg.bits.min == 1
+    pg.bits.value = 1
     assert pg.errors.widget.value == "" and pg.levels == 2
+
+
+def test_playground_axis_ticks_are_the_levels_drawn_after_every_move():
+    import numpy as np
+
+    from pdbviz.quant import WEIGHT_QUANTIZERS
+
+    pg = QuantizerPlayground(n=600)
+    assert set(pg.quantizer.options) >= {f"{cls.label} weights" for cls in WEIGHT_QUANTIZERS.values()}
+    for label in pg.quantizer.options:
+        pg.quantizer.value = label
+        mode = pg.quantizers[label]
+        for bits in range(pg.bits.min, 9):
+            pg.bits.value = bits
+            axis, steps = pg.figure.layout.yaxis2, np.unique(np.asarray(pg.figure.data[1].y, dtype=float))
+            ticks = np.asarray(axis.tickvals, dtype=float)
+            expected = 2**bits if mode == "activation" else WEIGHT_QUANTIZERS[mode].levels(bits)
+            assert len(ticks) == expected == pg.levels, (label, bits)
+            # every drawn step sits on a tick, the ticks are the quantizer's own grid, and the axis shows them all
+            assert np.abs(steps[:, None] - ticks[None, :]).min(axis=1).max() < 1e-6 * max(1.0, abs(ticks).max())
+            assert axis.range[0] < ticks.min() and axis.range[1] > ticks.max()
+            assert pg.figure.layout.title.text == (f"{bits}-bit {label}: {expected} levels, {len(steps)} used")
+            labelled = [t for t in axis.ticktext if t]
+            assert 2 <= len(labelled) <= 9 and axis.ticktext[0] and axis.ticktext[-1]
+    pg.quantizer.value, pg.bits.value = "DoReFa weights", 3
+    assert pg.figure.layout.title.text.startswith("3-bit DoReFa weights: 8 levels, ")
 
 
 def test_allocator_sliders_presets_and_string(trained):
@@ -167,3 +197,89 @@ def test_allocator_metric_front_budget_kind_and_bops(trained):
     assert ba.config.value == ba.front.choose({"bops": ba.bops_budget.value * 1e6}).to_string(model)
     with pytest.raises(ValueError, match="metric must be one of fisher, probe"):
         BitAllocator(model, data, metric="nope")
+
+
+def test_allocator_preset_says_custom_once_edited_and_layout_uses_the_width(trained):
+    model, data = trained
+    ba = BitAllocator(model, data, epochs=1)
+    assert ba.preset.value == "halving"  # the sliders start at 8-4-2-1
+    ba.w_sliders["conv1"].value = 1  # 1-4-2-1: no preset any more
+    assert ba.preset.value == "custom" and ba.preset.label == "custom"
+    ba.set_schedule("1-1-2-4-8")
+    assert ba.preset.value == "increasing"
+    ba.config.value = "4"
+    assert ba.preset.value == "uniform" and ba.k.value == 4
+    ba.config.value = "8-4-2-1"
+    assert ba.preset.value == "halving"
+    ba.preset.value = "custom"
+    ba.apply_button.click()  # applying "custom" changes nothing
+    assert ba.config.value == "8-4-2-1"
+    # the budget toggle sits in a labelled row with the budget slider and the Allocate button
+    row = next(box for box in ba.widget.children if ba.budget_kind in getattr(box, "children", ()))
+    assert ba.budget in row.children and ba.allocate_button in row.children
+    assert any("budget" in getattr(c, "value", "") for c in row.children) and not ba.budget_kind.description
+    # both plots share the full width and size themselves to it; ticks are rounded
+    grid = next(box for box in ba.widget.children if type(box).__name__ == "GridBox")
+    assert grid.layout.width == "100%" and grid.layout.grid_template_columns == "minmax(0, 2fr) minmax(0, 3fr)"
+    for fig in (ba.curve, ba.scatter):
+        assert fig.layout.width is None and fig.layout.autosize
+    assert ba.scatter.layout.yaxis.tickformat == ".1f" and ba.scatter.layout.yaxis2.tickformat == ".2~g"
+    assert ba.curve.layout.yaxis.tickformat == ".2~f"
+    # the right axes choose round ticks of their own instead of copying the left axis's grid
+    assert ba.curve.layout.yaxis2.tickmode == "auto" and ba.scatter.layout.yaxis2.tickmode == "auto"
+
+
+def test_allocator_run_labels_stay_inside_and_apart(trained):
+    import pandas as pd
+
+    from pdbviz.widgets.allocator import label_positions
+
+    model, data = trained
+    ba = BitAllocator(model, data, epochs=1)
+    assert ba.wait(60)
+    rows = [("8-4-2-1", 3.0, 98.6), ("1-1-2-4-8", 3.05, 98.65), ("2", 4.0, 99.9), ("1", 1.6, 96.2)]
+    ba.runs = pd.DataFrame([{"run": i + 1, "schedule": s, "avg_bits": 1.0, "kib": k, "compression": 1.0,
+                             "test_acc": a, "seconds": 1.0, "stopped": ""} for i, (s, k, a) in enumerate(rows)])
+    ba._draw_runs()
+    tr, layout = ba.scatter.data[0], ba.scatter.layout
+    y0, y1 = layout.yaxis.range
+    x0, x1 = layout.xaxis.range
+    span = y1 - y0
+    for x, y, pos in zip(tr.x, tr.y, tr.textposition):
+        assert x0 < x < x1
+        # a label above a point stays under the top of the plot, one below it above the bottom (8% of the height)
+        assert y + (0.1 * span if pos.startswith("top") else 0) < y1
+        assert y - (0.1 * span if pos.startswith("bottom") else 0) > y0
+    assert ba.float_accuracy is None or y0 < ba.float_accuracy < y1
+    # "#1" and "#2" sit close together: their labels go to different sides
+    assert tr.textposition[0] != tr.textposition[1]
+    assert label_positions([1.0, 1.0], [1.0, 1.0], (0, 2), (0, 2))[1] != "top center"
+
+
+def test_dashboards_fall_back_to_static_figures_where_widgets_cannot_render(trained, monkeypatch):
+    import sys
+
+    import plotly.graph_objects as go
+
+    from pdbviz.widgets import _common
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))  # as on Colab
+    assert not _common.widget_figures_supported()
+    pg = QuantizerPlayground(n=300)
+    assert isinstance(pg.figure, _common.StaticFigure) and not isinstance(pg.figure.figure, go.FigureWidget)
+    assert pg.figure.output in pg.widget.children  # a plain Output widget holds the drawing
+    before = pg.figure.renders
+    pg.bits.value = 3
+    assert pg.figure.renders > before  # drawn again after the move, with the new levels
+    assert pg.figure.layout.title.text.startswith("3-bit DoReFa weights: 8 levels")
+    assert len(pg.figure.layout.yaxis2.tickvals) == 8
+    model, data = trained
+    ba = BitAllocator(model, data, epochs=1)
+    assert isinstance(ba.scatter, _common.StaticFigure) and ba.wait(60)
+    ba.set_schedule("2")
+    assert ba.train() and ba.wait(60) and len(ba.scatter.data[0].x) == 1
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.setenv(_common.STATIC_ENV, "1")
+    assert not _common.widget_figures_supported()
+    monkeypatch.setenv(_common.STATIC_ENV, "0")
+    assert _common.widget_figures_supported()

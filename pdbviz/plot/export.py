@@ -49,7 +49,9 @@ def _check_formats(formats) -> tuple[str, ...]:
 PAGE_STYLE = """body { font-family: Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto; color: #222;
 padding: 0 1em; }
 table { border-collapse: collapse; font-size: 0.9em; } th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; }
-th { text-align: left; background: #f4f4f4; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }"""
+th { text-align: left; background: #f4f4f4; } td { font-variant-numeric: tabular-nums; }
+table.pdbviz-results td { white-space: nowrap; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; white-space: pre-wrap; }"""
 
 
 def figure_html(fig) -> str:
@@ -125,9 +127,10 @@ def add_pdf_metadata(pdf: bytes, meta: Mapping) -> bytes:
     return out.getvalue()
 
 
-def add_png_metadata(png: bytes, meta: Mapping) -> bytes:
+def add_png_metadata(png: bytes, meta: Mapping, dpi: float | None = None) -> bytes:
     """The PNG with text chunks ``Software`` (the pdbviz version) and ``Description`` (``meta`` as JSON),
-    written by Pillow (``PngInfo``); the pixels are unchanged."""
+    and its resolution (``dpi``, pixels per inch at print size) when given, written by Pillow
+    (``PngInfo``); the pixels are unchanged."""
     import io
 
     from PIL import Image, PngImagePlugin, UnidentifiedImageError
@@ -143,7 +146,8 @@ def add_png_metadata(png: bytes, meta: Mapping) -> bytes:
     info.add_text("Software", str(meta.get("generator", "pdbviz")))
     info.add_text("Description", _json(meta))
     out = io.BytesIO()
-    image.save(out, format="PNG", pnginfo=info)
+    extra = {"dpi": (round(dpi), round(dpi))} if dpi else {}
+    image.save(out, format="PNG", pnginfo=info, **extra)
     return out.getvalue()
 
 
@@ -151,6 +155,7 @@ _ADD = {"svg": add_svg_metadata, "pdf": add_pdf_metadata, "png": add_png_metadat
 
 
 def _render_static(figs: Sequence, formats: Sequence[str], scale: float) -> list[bytes]:
+    figs = list(figs)
     try:
         import kaleido  # noqa: F401
         import plotly.io as pio
@@ -162,7 +167,21 @@ def _render_static(figs: Sequence, formats: Sequence[str], scale: float) -> list
         with tempfile.TemporaryDirectory(prefix="pdbviz-export-") as tmp:
             paths = [Path(tmp) / f"{i}.{fmt}" for i, fmt in enumerate(formats)]
             # one browser session renders them all (starting Chromium costs seconds)
-            pio.write_images(list(figs), paths, scale=scale)
+            todo = list(range(len(paths)))
+            for _attempt in range(3):  # kaleido returns a render that timed out (a busy machine) as a missing file
+                # plotly's write_images takes its default size (700 x 500) unless told: pass each figure's own
+                # the scale is the PNG's pixels per figure pixel; a vector format keeps the figure's size (kaleido
+                # would otherwise scale the page of a PDF or SVG too)
+                pio.write_images([figs[i] for i in todo], [paths[i] for i in todo],
+                                 scale=[scale if formats[i] == "png" else 1 for i in todo],
+                                 width=[int(figs[i].layout.width or 700) for i in todo],
+                                 height=[int(figs[i].layout.height or 500) for i in todo])
+                todo = [i for i in todo if not paths[i].is_file()]
+                if not todo:
+                    break
+            if todo:
+                names = ", ".join(f"{figs[i].layout.title.text or 'untitled'} ({formats[i]})" for i in todo)
+                raise RuntimeError(f"kaleido rendered no image of {names} after three tries")
             return [p.read_bytes() for p in paths]
     except Exception as err:  # noqa: BLE001 - kaleido raises several types when no browser is found
         text = f"{type(err).__name__}: {err}"
@@ -172,12 +191,14 @@ def _render_static(figs: Sequence, formats: Sequence[str], scale: float) -> list
 
 
 def save(fig, stem: str | Path, formats: Sequence[str] | str = FORMATS, metadata: Mapping | None = None,
-         scale: float | None = None, size=None, theme: str | dict = "paper", dpi: int = 300) -> dict[str, Path]:
+         scale: float | None = None, size="page", theme: str | dict = "paper", dpi: int = 300) -> dict[str, Path]:
     """Save ``fig`` as ``stem.html`` and, via kaleido/Chromium, ``.svg``, ``.pdf``, ``.png``.
 
-    HTML is written first and always (self-contained, works offline). If
-    Chromium is missing, ``StaticExportError`` says what to install.
-    Returns ``{format: path}``.
+    HTML is written first and always (self-contained, works offline, the
+    figure as it is: interactive, in its own theme). The static files are
+    print-ready by default: laid out at page width (7 in) with the paper
+    theme's fonts, the PNG at 300 dpi. If Chromium is missing,
+    ``StaticExportError`` says what to install. Returns ``{format: path}``.
 
     Args:
         fig: a plotly figure.
@@ -185,12 +206,13 @@ def save(fig, stem: str | Path, formats: Sequence[str] | str = FORMATS, metadata
         formats: any of ``"html"``, ``"svg"``, ``"pdf"``, ``"png"``.
         metadata: what the files carry besides the pdbviz version (dataset, seeds...).
         scale: PNG pixels per figure pixel (default: ``dpi`` at print size, else 3).
-        size: a print size (``"column"``, ``"page"``, ``"slide"`` or ``(width, height)``
-            in inches): the figure is laid out at that size with ``theme``'s
-            fonts (see ``for_print``), so the PDF and SVG measure that much and
-            the smallest text is 7 pt or more.
+        size: the print size of the static files (``"column"``, ``"page"``,
+            ``"slide"`` or ``(width, height)`` in inches): the figure is laid
+            out at that size with ``theme``'s fonts (see ``for_print``), so the
+            PDF and SVG measure that much and the smallest text is 7 pt or
+            more; ``None`` writes the figure's own (screen) layout.
         theme: the print theme, ``"paper"`` or ``"slides"`` (used with ``size``).
-        dpi: the PNG's resolution at print size.
+        dpi: the PNG's resolution at print size (written into the PNG).
 
     Example:
         >>> import plotly.graph_objects as go
@@ -203,14 +225,20 @@ def save(fig, stem: str | Path, formats: Sequence[str] | str = FORMATS, metadata
 
 def save_many(figures: Mapping[str, object], directory: str | Path, formats: Sequence[str] | str = FORMATS,
               metadata: Mapping | None = None, scale: float | None = None, include_plotlyjs: bool | str = True,
-              size=None, theme: str | dict = "paper", dpi: int = 300) -> dict[str, dict[str, Path]]:
+              size="page", theme: str | dict = "paper", dpi: int = 300) -> dict[str, dict[str, Path]]:
     """Save several figures ``{stem: fig}`` into ``directory`` (one Chromium session for all); ``size``,
-    ``theme`` and ``dpi`` as in ``save``."""
+    ``theme`` and ``dpi`` as in ``save`` (HTML keeps each figure's own interactive layout).
+
+    Example:
+        >>> import plotly.graph_objects as go
+        >>> paths = save_many({"a": go.Figure()}, "figs", ("html", "pdf"))  # doctest: +SKIP
+    """
     from .theme import PX_PER_INCH, for_print
 
     formats = _check_formats(formats)
-    if size is not None:
-        figures = {stem: for_print(fig, size, theme) for stem, fig in figures.items()}
+    printed = figures
+    if size is not None and any(f in STATIC for f in formats):
+        printed = {stem: for_print(fig, size, theme) for stem, fig in figures.items()}
         scale = scale or dpi / PX_PER_INCH
     scale = scale or 3.0
     directory = Path(directory)
@@ -225,14 +253,15 @@ def save_many(figures: Mapping[str, object], directory: str | Path, formats: Seq
             with atomic_write(path, "w", encoding="utf-8") as fh:
                 fh.write(html_document(fig, meta, include_plotlyjs))
             out[stem]["html"] = path
-    jobs = [(stem, fig, fmt) for stem, fig in figures.items() for fmt in formats if fmt in STATIC]
+    jobs = [(stem, fig, fmt) for stem, fig in printed.items() for fmt in formats if fmt in STATIC]
     if jobs:
         images = _render_static([j[1] for j in jobs], [j[2] for j in jobs], scale)
         for (stem, fig, fmt), data in zip(jobs, images):
             meta = _metadata({"title": fig.layout.title.text or stem, **(metadata or {})})
             path = directory / f"{stem}.{fmt}"
             with atomic_write(path, "wb") as fh:
-                fh.write(_ADD[fmt](data, meta))
+                fh.write(add_png_metadata(data, meta, dpi=scale * PX_PER_INCH) if fmt == "png"
+                         else _ADD[fmt](data, meta))
             out[stem][fmt] = path
     return out
 

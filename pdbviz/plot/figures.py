@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._layout import _OVER, _legend_below, log_range, same_as  # noqa: F401 - log_range, same_as re-exported
 from .theme import BIT_COLOURS, apply_theme, palette, resolve_theme
 
 
@@ -75,11 +76,18 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
     fig = make_subplots(specs=[[{"secondary_y": bool(bits)}]])
     groups = profile.groupby("schedule", sort=False) if "schedule" in profile else [(None, profile)]
     order = list(dict.fromkeys(profile.sort_values("depth").layer))
+    groups = [(name, df.sort_values("depth")) for name, df in groups]
+    equal = same_as({str(name): df[metric].to_numpy(float) for name, df in groups})
     for i, (name, df) in enumerate(groups):
-        df = df.sort_values("depth")
-        fig.add_trace(go.Scatter(x=df.layer, y=df[metric], mode="lines+markers", name=str(name or metric),
-                                 line={"color": t["colorway"][i % len(t["colorway"])], "width": 2},
-                                 hovertemplate="%{x}: %{y:.3f}<extra>" + str(name or metric) + "</extra>"),
+        label = str(name or metric)
+        twin = equal.get(label)
+        fig.add_trace(go.Scatter(x=df.layer, y=df[metric], mode="lines+markers",
+                                 name=f"{label} (= {twin})" if twin else label,
+                                 line={"color": t["colorway"][i % len(t["colorway"])], "width": 2,
+                                       "dash": _OVER if twin else None},
+                                 marker={"symbol": "x-thin-open" if twin else "circle", "size": 9 if twin else 6,
+                                         "line": {"width": 1.5, "color": t["colorway"][i % len(t["colorway"])]}},
+                                 hovertemplate="%{x}: %{y:.3f}<extra>" + label + "</extra>"),
                       secondary_y=False)
     if bits:
         layers = [lay for lay in order if lay in bits]
@@ -88,7 +96,7 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
                              text=[bits[lay] for lay in layers], textposition="outside"), secondary_y=True)
         fig.update_yaxes(title_text="weight bits", secondary_y=True, range=[0, 9.5], showgrid=False,
                          tickmode="array", tickvals=[1, 2, 4, 8], ticks="outside")
-        fig.data = fig.data[::-1]  # bars behind lines
+        fig.data = fig.data[-1:] + fig.data[:-1]  # bars behind lines, the lines in their order
     label = {"fisher": "Fisher criterion tr(S_B)/tr(S_W)", "probe": "linear-probe accuracy",
              "knn": "k-NN accuracy", "silhouette": "silhouette"}.get(metric, metric)
     fig.update_yaxes(title_text=label, secondary_y=False, type="log" if metric == "fisher" else None)
@@ -100,7 +108,10 @@ def profile_figure(profile: pd.DataFrame, metric: str = "fisher", schedule=None,
             fig.update_yaxes(tickvals=ticks, ticktext=text, secondary_y=False)
     fig.update_xaxes(title_text="input of layer (depth →)", categoryorder="array", categoryarray=order)
     fig.update_layout(title=title or "Class separability by depth")
-    return apply_theme(fig, t)
+    apply_theme(fig, t)
+    if bits:  # the right axis holds the bits: the legend goes under the plot, off its ticks
+        _legend_below(fig)
+    return fig
 
 
 def umap_grid(embedding: pd.DataFrame, classes: Sequence[str] | None = None, cols: int | None = None,
@@ -216,13 +227,22 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
     fig = go.Figure()
     quant = df[df.kind != "float"]
     colours = palette(t, len(quant))
+    # a schedule with the same bits and the same accuracy as an earlier one is the same point: labelled "(= ...)"
+    equal: dict[str, str] = {}
+    first_of: dict[tuple, str] = {}
+    for _, r in quant.iterrows():
+        key = (str(r.get("w_bits", "")), str(r.get("a_bits", "")), round(float(r.kib), 6), round(float(r.acc_mean), 9))
+        if key[0] and key in first_of:
+            equal[str(r.schedule)] = first_of[key]
+        first_of.setdefault(key, str(r.schedule))
     seen: dict[float, int] = {}
     for i, (idx, row) in enumerate(quant.iterrows()):
         same = seen.get(round(float(row.kib), 6), 0)  # schedules of equal memory side by side, not on top
         seen[round(float(row.kib), 6)] = same + 1
         x = row.kib * (1.03 ** ((same + 1) // 2 * (1 if same % 2 else -1))) if same else row.kib
+        twin = equal.get(str(row.schedule))
         fig.add_trace(go.Scatter(
-            x=[x], y=[row.acc_mean], mode="markers", name=str(row.schedule),
+            x=[x], y=[row.acc_mean], mode="markers", name=f"{row.schedule} (= {twin})" if twin else str(row.schedule),
             error_y={"type": "data", "array": [0 if not np.isfinite(err[idx]) else err[idx]], "thickness": 1,
                      "width": 3},
             marker={"size": t["marker_size"], "symbol": _SYMBOLS.get(row.kind, "circle"),
@@ -242,8 +262,9 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
                                  mode="lines", name=f"float-32 ({acc:.2f}%)", hoverinfo="skip",
                                  line={"color": "#999999", "dash": "dash", "width": 1}))
     if log_x and len(quant):
-        ticks, text = log_ticks(float(quant.kib.min()), float(quant.kib.max()))
-        fig.update_xaxes(type="log", tickvals=ticks, ticktext=text)
+        xs = [x for tr in fig.data if tr.mode == "markers" for x in tr.x]
+        span, ticks, text = log_range(float(min(xs)), float(max(xs)))
+        fig.update_xaxes(type="log", tickvals=ticks, ticktext=text, range=span)
     fig.update_xaxes(title_text="quantized-weight memory (KiB)")
     fig.update_yaxes(title_text="test accuracy (%), 95% CI")
     fig.update_layout(title=title or "Accuracy vs memory", legend={"tracegroupgap": 0})
@@ -261,7 +282,10 @@ def training_curves(history: pd.DataFrame, metric: str = "test_acc", title: str 
     groups = list(history.groupby("schedule", sort=False)) if "schedule" in history else [("run", history)]
     factor = 100 if metric.endswith("acc") else 1
     colours = palette(t, len(groups))
+    means = {str(name): df.groupby("epoch")[metric].mean() for name, df in groups}
+    equal = same_as({name: [*m.index, *m.to_numpy(float)] for name, m in means.items()})
     for i, (name, df) in enumerate(groups):
+        twin = equal.get(str(name))
         stats = df.groupby("epoch")[metric].agg(["mean", "std", "count"])
         colour = colours[i % len(colours)]
         if (stats["count"] > 1).any():
@@ -270,13 +294,16 @@ def training_curves(history: pd.DataFrame, metric: str = "test_acc", title: str 
                                      y=list(upper) + list(lower[::-1]), fill="toself", fillcolor=colour, mode="lines",
                                      opacity=0.15, line={"width": 0}, hoverinfo="skip", showlegend=False,
                                      legendgroup=str(name)))
-        fig.add_trace(go.Scatter(x=stats.index, y=factor * stats["mean"], mode="lines+markers", name=str(name),
-                                 marker={"size": 5}, line={"color": colour}, legendgroup=str(name)))
+        fig.add_trace(go.Scatter(x=stats.index, y=factor * stats["mean"], mode="lines+markers",
+                                 name=f"{name} (= {twin})" if twin else str(name),
+                                 marker={"size": 9 if twin else 5, "symbol": "x-thin-open" if twin else "circle",
+                                         "line": {"width": 1.5, "color": colour}},
+                                 line={"color": colour, "dash": _OVER if twin else None}, legendgroup=str(name)))
     names = {"test_acc": "test accuracy (%)", "train_acc": "train accuracy (%)", "loss": "training loss",
              "test_loss": "test loss"}
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text=names.get(metric, metric))
-    fig.update_layout(title=title or "Training curves")
+    fig.update_layout(title=title or "Training curves", legend={"tracegroupgap": 0})
     return apply_theme(fig, t)
 
 
@@ -309,7 +336,8 @@ def staircase_figure(weights, quantized, bits: int | None = None, title: str | N
                      ticktext=[f"{v:.3g}" for v in shown])
     label = f"{bits}-bit quantizer" if bits else "quantizer"
     fig.update_layout(title=title or f"{label}: {len(levels)} levels", bargap=0.02)
-    return apply_theme(fig, t)
+    apply_theme(fig, t)
+    return _legend_below(fig, rows=1)  # the right axis holds the levels: the legend goes off its ticks
 
 
 def quant_error_figure(errors: pd.DataFrame, title: str | None = None, theme: dict | None = None):

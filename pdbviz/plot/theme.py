@@ -4,8 +4,8 @@ A theme is a plain dict; ``apply_theme(fig, theme)`` applies it. ``THEMES``
 holds three: ``"screen"`` (the default of every figure function: notebooks and
 HTML reports), ``"paper"`` (fonts of 7-9 pt at print size) and ``"slides"``
 (fonts of 16-22 pt on a 16:9 slide). ``for_print(fig, size, theme)`` re-lays a
-figure out at a print size: ``"column"`` (3.35 in, a single column of a
-two-column paper), ``"page"`` (6.9 in) or ``"slide"`` (10 x 5.625 in), or
+figure out at a print size: ``"column"`` (3.5 in, a single column of a
+two-column paper), ``"page"`` (7 in) or ``"slide"`` (10 x 5.625 in), or
 ``(width, height)`` in inches; ``plot.save(fig, stem, size="column")`` does
 it before writing.
 
@@ -56,7 +56,7 @@ THEMES = {
 }
 
 #: print sizes in inches: (width, height); a height of None keeps the figure's own aspect ratio
-PRINT_SIZES = {"column": (3.35, None), "page": (6.9, None), "slide": (10.0, 5.625)}
+PRINT_SIZES = {"column": (3.5, None), "page": (7.0, None), "slide": (10.0, 5.625)}
 
 
 def theme(name_or_overrides: str | None = None, **overrides) -> dict:
@@ -122,6 +122,9 @@ def print_size(size, fig=None) -> tuple[float, float]:
     if h is None:
         fw = (fig.layout.width if fig is not None else None) or PAPER["width"]
         fh = (fig.layout.height if fig is not None else None) or PAPER["height"]
+        meta = fig.layout.meta if fig is not None else None
+        if isinstance(meta, dict):  # a legend added under the plot is laid out again at print size
+            fh -= meta.get("legend_height", 0)
         h = w * fh / fw
     return w, h
 
@@ -143,7 +146,7 @@ def for_print(fig, size="column", t="paper"):
         >>> import plotly.graph_objects as go
         >>> f = for_print(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])), "column")
         >>> f.layout.width, f.layout.font.size
-        (322, 10.666666666666666)
+        (336, 10.666666666666666)
     """
     t = resolve_theme(t)
     if "font_pt" not in t:
@@ -159,16 +162,26 @@ def for_print(fig, size="column", t="paper"):
                       legend_title_font_size=legend)
     out.update_xaxes(tickfont_size=tick, title_font_size=font, title_standoff=2)
     out.update_yaxes(tickfont_size=tick, title_font_size=font, title_standoff=2)
-    for ann in out.layout.annotations:
-        ann.font.size = max(ann.font.size or 0, tick) if ann.font.size else tick
+    for ann in out.layout.annotations:  # subplot titles and labels: the body font, whatever they had on screen
+        ann.font.size = font
+    if out.layout.title.text and any(a.yref == "paper" and (a.y or 0) >= 0.99 for a in out.layout.annotations):
+        margin["t"] += _pt(t["font_pt"] + 3)  # subplot titles above the top row: the title goes above them
+        out.update_layout(margin={"t": margin["t"]})
     legend_items = [tr for tr in out.data if tr.showlegend is not False and tr.name]
-    if w < 4.5 and len(legend_items) > 1 and out.layout.showlegend is not False:
-        # a narrow figure keeps its plot area: the legend goes under it, two entries to a row
-        rows = -(-len(legend_items) // 2)
-        extra = rows * legend * 1.45 + _pt(18)
+    below = out.layout.legend.orientation == "h" and (out.layout.legend.y or 1) < 0
+    if out.layout.showlegend is not False and len(legend_items) > 1 and (w < 4.5 or below):
+        # the legend goes under the plot area, clear of the tick labels and the axis title: two entries to a row
+        # when the longest name fits in half the width, else one
+        longest = max(len(str(tr.name)) for tr in legend_items) * 0.55 * legend + _pt(40)
+        per_row = int(max(1, min(5, (w * PX_PER_INCH - margin["l"] - margin["r"]) // longest)))
+        rows = -(-len(legend_items) // per_row)
+        extra = rows * legend * 1.5 + _pt(10) + (legend * 1.5 if out.layout.legend.title.text else 0)
+        gap = _pt(t["tick_pt"] + t["font_pt"]) * 1.6 + _pt(6)  # tick labels, the axis title and some air
+        plot_h = h * PX_PER_INCH - margin["t"] - margin["b"]
         out.update_layout(height=round(h * PX_PER_INCH + extra),
-                          legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -_pt(22) / (h * PX_PER_INCH),
-                                  "yanchor": "top", "entrywidth": 0.5, "entrywidthmode": "fraction"},
+                          legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -gap / plot_h,
+                                  "yanchor": "top", "entrywidth": 1 / per_row, "entrywidthmode": "fraction",
+                                  "tracegroupgap": 0, "title": {"side": "top"}},
                           margin={"b": margin["b"] + extra})
     for trace in out.data:
         if hasattr(trace, "textfont"):

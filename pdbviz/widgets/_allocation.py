@@ -97,8 +97,10 @@ class _AllocationControls:
                                  layout=w.Layout(width="200px"))
         self.monotone = w.Checkbox(value=True, description="non-increasing", indent=False,
                                    layout=w.Layout(width="120px"))
-        self.budget_kind = w.ToggleButtons(options=BUDGET_KINDS, value="memory", description="budget",
-                                           style={"button_width": "90px", **wide})
+        self.budget_kind = w.ToggleButtons(options=BUDGET_KINDS, value="memory", style={"button_width": "80px"},
+                                           tooltips=["a budget of quantized-weight memory (average bits)",
+                                                     "a budget of bit operations per sample"],
+                                           layout=w.Layout(width="auto"))
         low, high = (memory_summary(self.model, BitSchedule.uniform(self.model, b), self._example).bops
                      for b in (1, 8))
         ok = math.isfinite(low) and math.isfinite(high) and high > low
@@ -155,7 +157,11 @@ class _AllocationControls:
             return False
         self._pending_allocation = False
         front = self.fronts.front(*key)
-        self.set_schedule(front.choose(self.allocation_budget()))
+        self._allocating = True  # the preset menu says "allocated" for what the allocation loads
+        try:
+            self.set_schedule(front.choose(self.allocation_budget()))
+        finally:
+            self._allocating = False
         self.status.value = f"allocated by {metric} ({'non-increasing, ' if monotone else ''}{kind} budget)"
         if self.front_key != key:
             self._draw_front(key, front)
@@ -209,3 +215,4 @@ class _AllocationControls:
             tr.name = (f"predicted front ({metric}{', non-increasing' if monotone else ''}; least loss per "
                        f"{'memory' if kind == 'memory' else 'BOPs'})")
             tr.visible = True
+        self._fit_axes()

@@ -95,3 +95,102 @@ class Worker:
 
 def kib(v: float) -> str:
     return f"{v:,.2f} KiB"
+
+
+#: set to "1" to draw the dashboards' figures as static figures even where a FigureWidget would render
+STATIC_ENV = "PDBVIZ_STATIC_FIGURES"
+
+
+def widget_figures_supported() -> bool:
+    """Whether plotly's ``FigureWidget`` can render here: not on Google Colab (no custom widget front end for
+    it), not without ``anywidget`` (which plotly's widget needs), not when ``PDBVIZ_STATIC_FIGURES=1``."""
+    import importlib.util
+    import os
+    import sys
+
+    if os.environ.get(STATIC_ENV, "") not in ("", "0"):
+        return False
+    if "google.colab" in sys.modules:
+        return False
+    return importlib.util.find_spec("anywidget") is not None
+
+
+class StaticFigure:
+    """A plotly figure drawn as a static figure in an ``ipywidgets.Output``, with the part of the
+    ``FigureWidget`` API the dashboards use (``data``, ``layout``, ``batch_update``, ``add_trace``,
+    ``add_hline``): it is drawn again at the end of every batch update. Clicks on points do nothing."""
+
+    def __init__(self, fig=None):
+        import plotly.graph_objects as go
+
+        w = _widgets()
+        self.figure = go.Figure(fig)
+        self.output = w.Output(layout=w.Layout(width="100%"))
+        self.renders = 0
+        self._depth = 0
+        self.render()
+
+    @property
+    def data(self):
+        return self.figure.data
+
+    @property
+    def layout(self):
+        return self.figure.layout
+
+    def render(self) -> None:
+        """Draw the figure again (the last drawing is replaced)."""
+        from IPython.display import display
+
+        self.renders += 1
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(self.figure)
+
+    def batch_update(self):
+        """A context manager: change ``data`` and ``layout`` inside it; the figure is drawn once at the end."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def batch():
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.render()
+
+        return batch()
+
+    def __getattr__(self, name):
+        """Everything else of the figure (``add_trace``, ``add_hline``, ``update_xaxes``...): a method that adds
+        or updates draws the figure again afterwards (outside a batch update)."""
+        if name in ("figure", "output", "renders", "_depth"):
+            raise AttributeError(name)
+        attr = getattr(self.figure, name)
+        if not (callable(attr) and name.startswith(("add_", "update_"))):
+            return attr
+
+        def changed(*args, **kwargs):
+            attr(*args, **kwargs)
+            if self._depth == 0:
+                self.render()
+            return self
+
+        return changed
+
+
+def figure_widget(fig=None, **kwargs):
+    """A plotly ``FigureWidget`` of ``fig`` (a figure or a layout dict), or a ``StaticFigure`` where a
+    FigureWidget cannot render (``widget_figures_supported``). Use ``view(f)`` to place it in a layout."""
+    import plotly.graph_objects as go
+
+    if widget_figures_supported():
+        return go.FigureWidget(fig, **kwargs)
+    return StaticFigure(go.Figure(fig, **kwargs))
+
+
+def view(fig):
+    """The ipywidget to put in a layout for ``figure_widget``'s result."""
+    return fig.output if isinstance(fig, StaticFigure) else fig

@@ -12,13 +12,12 @@ from ..models import build_model
 from ..quant import ALLOWED_BITS, BitSchedule, input_bits_allowed, memory_report, memory_summary, quantizable_layers
 from ..quant.presets import PRESETS
 from ._allocation import _AllocationControls, Fronts, bops_text
-from ._common import ErrorArea, Worker, _widgets, kib
+from ._common import ErrorArea, StaticFigure, Worker, _widgets, figure_widget, kib, view
+from ._placement import LABEL_POSITIONS, fit_run_axes, label_positions, padded_range  # noqa: F401 - re-exported
 
 #: the preset menu: (label, entry); "uniform" takes the k slider, "alloc" the metric and budget controls
 PRESET_MENU = (("uniform k-bit", "uniform"), *((PRESETS[k].label, k) for k in ("halving", "linear", "increasing")),
-               ("allocated (metric, budget)", "alloc"))
-
-
+               ("allocated (metric, budget)", "alloc"), ("custom", "custom"))
 class BitAllocator(_AllocationControls):
     """A slider per layer for weight (and activation) bits, presets, a live memory table, and Train.
 
@@ -81,6 +80,8 @@ class BitAllocator(_AllocationControls):
         self._setting = False
         self.last_readout_ms = float("nan")
         self._initial_metric = metric
+        self._allocating = False
+        self._preset_of = self._preset_schedules()
         self._build_controls()
         self._build_figures()
         self._connect()
@@ -90,6 +91,24 @@ class BitAllocator(_AllocationControls):
             self._train_float()
         else:
             self._float_ready()
+
+    def _preset_schedules(self) -> dict[str, str]:
+        """``{schedule string: preset entry}`` of the fixed presets, so the menu can name what the sliders show."""
+        from ..experiment import resolve_schedule
+
+        return {resolve_schedule(e, self.model).schedule.to_string(self.model): e
+                for e in ("halving", "linear", "increasing")}
+
+    def _sync_preset(self, sched: BitSchedule, text: str) -> None:
+        """The preset menu names what the sliders show: a preset, "uniform" (with its k) or "custom"."""
+        if self._allocating:
+            entry = "alloc"
+        else:
+            entry = self._preset_of.get(text)
+            w_bits = set(sched.w_bits)
+            if entry is None and len(w_bits) == 1 and set(sched.a_bits) == {32} and min(w_bits) <= self.k.max:
+                entry, self.k.value = "uniform", min(w_bits)
+        self.preset.value = entry or "custom"
 
     def _build_controls(self) -> None:
         w = _widgets()
@@ -105,7 +124,8 @@ class BitAllocator(_AllocationControls):
         self.preset = w.Dropdown(options=PRESET_MENU, value="halving", description="preset")
         wide = {"description_width": "initial"}
         self.k = w.IntSlider(value=2, min=1, max=8, description="k (uniform)", style=wide)
-        self.budget = w.FloatSlider(value=1.5, min=1.0, max=8.0, step=0.1, description="budget (avg bits)", style=wide)
+        self.budget = w.FloatSlider(value=1.5, min=1.0, max=8.0, step=0.1, description="budget (avg bits)", style=wide,
+                                    readout_format=".1f")
         self.apply_button = w.Button(description="Apply preset", icon="magic")
         self._build_allocation_controls()
         self.config = w.Text(description="schedule", continuous_update=False, layout=w.Layout(width="420px"),
@@ -123,24 +143,29 @@ class BitAllocator(_AllocationControls):
 
         from .. import plot
 
-        self.curve = go.FigureWidget(layout={"title": "live training", "width": 460, "height": 300,
+        self.curve = figure_widget(layout={"title": "live training", "autosize": True, "height": 340,
                                              "template": "simple_white", "xaxis_title": "batch",
+                                             "xaxis": {"tickformat": "~s"}, "yaxis": {"tickformat": ".2~f"},
                                              "yaxis_title": "loss", "yaxis2": {"overlaying": "y", "side": "right",
-                                                                               "title": "test acc (%)"},
+                                                                               "title": "test acc (%)",
+                                                                               "tickformat": ".1f",
+                                                                               "tickmode": "auto"},
                                              "legend": {"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right",
                                                         "yanchor": "bottom"}, "margin": {"r": 60}})
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines", name="loss", line={"color": plot.OKABE_ITO[0]}))
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="test acc", yaxis="y2",
                                         line={"color": plot.OKABE_ITO[1]}))
-        self.scatter = go.FigureWidget(layout={"title": "accuracy vs memory (click a point to load it)",
-                                               "width": 560, "height": 380, "template": "simple_white",
+        self.scatter = figure_widget(layout={"title": "accuracy vs memory (click a point to load it)",
+                                               "autosize": True, "height": 400, "template": "simple_white",
                                                "xaxis_title": "quantized-weight memory (KiB)",
+                                               "xaxis": {"tickformat": ",.3~r"}, "yaxis": {"tickformat": ".1f"},
                                                "yaxis_title": "test accuracy (%)",
                                                "yaxis2": {"overlaying": "y", "side": "right", "showgrid": False,
-                                                          "title": "predicted loss increase", "rangemode": "tozero"},
+                                                          "title": "predicted loss increase", "rangemode": "tozero",
+                                                          "tickformat": ".2~g", "tickmode": "auto"},
                                                "legend": {"orientation": "h", "y": -0.25}, "margin": {"r": 70}})
         self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers+text", name="runs (mean)", text=[],
-                                          customdata=[], textposition="top center",
+                                          customdata=[], textposition="top center", cliponaxis=False,
                                           marker={"size": 11, "color": plot.OKABE_ITO[2]},
                                           hovertemplate="%{customdata}: %{y:.2f}% at %{x:.2f} KiB<extra></extra>"))
         self.scatter.add_trace(go.Scatter(x=[], y=[], mode="markers", name="stopped (partial)", customdata=[],
@@ -157,7 +182,8 @@ class BitAllocator(_AllocationControls):
 
     def _connect(self) -> None:
         for trace in self.scatter.data:
-            trace.on_click(self.errors.guard(self._on_click, "point"))
+            if hasattr(trace, "on_click") and not isinstance(self.scatter, StaticFigure):
+                trace.on_click(self.errors.guard(self._on_click, "point"))
         on_change = self.errors.guard(lambda _c: self._sliders_changed(), "sliders")
         for s in list(self.w_sliders.values()) + list(self.a_sliders.values()):
             s.observe(on_change, names="value")
@@ -174,18 +200,25 @@ class BitAllocator(_AllocationControls):
     def _layout(self):
         w = _widgets()
         rows = [w.HBox([self.w_sliders[n], self.a_sliders[n]]) for n in self.layers]
+        # each plot stretches over its grid cell (a column box) and plotly sizes the figure to it
+        cell = {"width": "100%", "min_width": "0", "overflow": "hidden"}
+        plots = w.GridBox([w.VBox([view(self.curve)], layout=w.Layout(**cell)),
+                           w.VBox([view(self.scatter)], layout=w.Layout(**cell))],
+                          layout=w.Layout(width="100%", grid_template_columns="minmax(0, 2fr) minmax(0, 3fr)",
+                                          grid_gap="8px"))
         return w.VBox([
             w.HTML(f"<b>{type(self.model).__name__}</b> on <b>{self.data.name}</b>: weight bits per layer "
                    "(forward order) and the bits of each layer's input"),
             *rows,
             w.HBox([self.preset, self.k, self.apply_button]),
-            w.HBox([self.metric, self.monotone, self.budget_kind, self.budget, self.bops_budget,
-                    self.allocate_button]),
+            w.HBox([w.HTML("<b>allocate</b> by", layout=w.Layout(width="80px")), self.metric, self.monotone]),
+            w.HBox([w.HTML("budget of", layout=w.Layout(width="80px")), self.budget_kind, self.budget,
+                    self.bops_budget, self.allocate_button], layout=w.Layout(flex_flow="row wrap")),
             self.config, self.readout, self.table,
             w.HBox([self.train_button, self.stop_button, self.progress, self.status]),
-            w.HBox([self.curve, self.scatter]),
+            plots,
             self.history_table, self.errors.widget,
-        ])
+        ], layout=w.Layout(width="100%"))
 
     # -- schedule <-> sliders ----------------------------------------------
     def schedule(self) -> BitSchedule:
@@ -221,6 +254,7 @@ class BitAllocator(_AllocationControls):
                 self.config.value = text
             finally:
                 self._setting = False
+        self._sync_preset(sched, text)
         self.readout.value = (f"quantized weights <b>{kib(s.quantized_weight_kib)}</b> "
                               f"(float-32 {kib(s.float32_weight_kib)}) &nbsp; <b>{s.compression:.1f}×</b> smaller "
                               f"&nbsp; <b>{s.avg_bits:.2f}</b> average bits &nbsp; <b>{bops_text(s.bops)}</b> "
@@ -236,6 +270,9 @@ class BitAllocator(_AllocationControls):
         entry = self.preset.value
         if entry == "alloc":
             self.allocate()
+            return
+        if entry == "custom":
+            self.status.value = "custom: move the sliders or paste a schedule"
             return
         if entry == "uniform":
             entry = str(self.k.value)
@@ -320,8 +357,9 @@ class BitAllocator(_AllocationControls):
 
             def on_epoch_end(self, s):
                 rec = s.history.records[-1]
-                tr = widget.curve.data[1]
-                tr.x, tr.y = list(tr.x) + [s.epoch * s.n_batches], list(tr.y) + [100 * rec["test_acc"]]
+                with widget.curve.batch_update():
+                    tr = widget.curve.data[1]
+                    tr.x, tr.y = list(tr.x) + [s.epoch * s.n_batches], list(tr.y) + [100 * rec["test_acc"]]
 
         def job():
             t0 = time.perf_counter()
@@ -361,6 +399,15 @@ class BitAllocator(_AllocationControls):
                "stopped": history.stop_reason or ""}
         self.runs = pd.concat([self.runs, pd.DataFrame([row])], ignore_index=True) if len(self.runs) else \
             pd.DataFrame([row])
+        self._draw_runs()
+        self.history_table.value = self.runs.to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0,
+                                                     classes="pdbviz-history")
+        self.progress.value = self.progress.max
+        stopped = f" (stopped: {history.stop_reason})" if history.stop_reason else ""
+        self.status.value = f"run {row['run']}: {acc:.2f}% at {kib(row['kib'])}{stopped}"
+
+    def _draw_runs(self) -> None:
+        """The runs on the scatter: one labelled point per schedule, stopped runs apart; axes fitted."""
         points, partial = self.points(), self.runs[self.runs.stopped != ""]
         with self.scatter.batch_update():
             tr = self.scatter.data[0]
@@ -368,11 +415,11 @@ class BitAllocator(_AllocationControls):
             tr.text = [f"#{r}" + (f" (n={n})" if n > 1 else "") for r, n in zip(points["last"], points.n)]
             part = self.scatter.data[1]
             part.x, part.y, part.customdata = list(partial.kib), list(partial.test_acc), list(partial.schedule)
-        self.history_table.value = self.runs.to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0,
-                                                     classes="pdbviz-history")
-        self.progress.value = self.progress.max
-        stopped = f" (stopped: {history.stop_reason})" if history.stop_reason else ""
-        self.status.value = f"run {row['run']}: {acc:.2f}% at {kib(row['kib'])}{stopped}"
+        self._fit_axes()
+
+    def _fit_axes(self) -> None:
+        """Axes with room for the run labels, the labels placed so that none covers another."""
+        fit_run_axes(self.scatter, self.float_accuracy)
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..analysis import METRICS, embed_layers, is_umap_warm, separability_profile, warm_up_umap
 from ..analysis.separability import sample_split
 from ..data import as_data
-from ._common import ErrorArea, Worker, _widgets
+from ._common import ErrorArea, Worker, _widgets, figure_widget, view
 
 
 class SeparabilityExplorer:
@@ -42,14 +42,14 @@ class SeparabilityExplorer:
         self.progress = w.IntProgress(value=0, min=0, max=len(self.layers), description="UMAP",
                                       layout=w.Layout(width="300px"))
         self.status = w.HTML("waiting")
-        self.profile_fig = go.FigureWidget(plot.profile_figure(self.profile, metric=self.metric.value))
+        self.profile_fig = figure_widget(plot.profile_figure(self.profile, metric=self.metric.value))
         self.profile_fig.add_trace(go.Scatter(x=[self.layers[0]], y=[self.profile[self.metric.value].iloc[0]],
                                               mode="markers", name="this layer", showlegend=False,
                                               marker={"size": 16, "color": "rgba(0,0,0,0)",
                                                       "line": {"width": 3, "color": "#D55E00"}}))
         palette = plot.TOL_MUTED
         labels = self._labels = sorted(int(v) for v in set(self.embedding_labels()))
-        self.scatter = go.FigureWidget(layout={"title": "UMAP", "width": 460, "height": 420,
+        self.scatter = figure_widget(layout={"title": "UMAP", "width": 460, "height": 420,
                                                "template": "simple_white", "legend_title_text": "class"})
         for j, lab in enumerate(labels):
             name = data.classes[lab] if data.classes is not None and lab < len(data.classes) else str(lab)
@@ -60,7 +60,7 @@ class SeparabilityExplorer:
         self.layer.observe(self.errors.guard(lambda _c: self.show_layer(), "layer"), names="value")
         self.metric.observe(self.errors.guard(lambda _c: self.show_metric(), "measure"), names="value")
         self.widget = w.VBox([w.HBox([self.layer, self.metric]), w.HBox([self.progress, self.status]),
-                              w.HBox([self.scatter, self.profile_fig]), self.errors.widget])
+                              w.HBox([view(self.scatter), view(self.profile_fig)]), self.errors.widget])
         if start:
             self.start()
 

@@ -7,7 +7,7 @@ import html
 import pandas as pd
 
 from ..sweeps import RunRecord
-from ._common import ErrorArea, Worker, _widgets, kib
+from ._common import ErrorArea, StaticFigure, Worker, _widgets, figure_widget, kib, view
 
 #: marker symbol of each schedule kind (as in the report's accuracy-vs-memory figure)
 SYMBOLS = {"float": "square", "uniform": "circle", "decreasing": "triangle-down", "increasing": "triangle-up",
@@ -48,7 +48,7 @@ class SweepDashboard:
         self.status = w.HTML("<i>waiting for the first run</i>")
         self.details = w.HTML("<i>click a point to see its run</i>")
         self._build_figures()
-        self.widget = w.VBox([w.HBox([self.progress, self.status]), w.HBox([self.figure, self.curve]),
+        self.widget = w.VBox([w.HBox([self.progress, self.status]), w.HBox([view(self.figure), view(self.curve)]),
                               self.details, self.errors.widget])
 
     def _build_figures(self) -> None:
@@ -56,7 +56,7 @@ class SweepDashboard:
 
         from .. import plot
 
-        self.figure = go.FigureWidget(layout={"title": "accuracy vs memory (click a point)", "width": 560,
+        self.figure = figure_widget(layout={"title": "accuracy vs memory (click a point)", "width": 560,
                                               "height": 380, "template": "simple_white",
                                               "xaxis": {"title": "quantized-weight memory (KiB)", "type": "log"},
                                               "yaxis_title": "test accuracy (%)", "showlegend": False})
@@ -65,8 +65,9 @@ class SweepDashboard:
                                          hovertemplate="%{text}<br>%{y:.2f}% at %{x:.2f} KiB<extra></extra>"))
         self.figure.add_trace(go.Scatter(x=[], y=[], mode="lines", name="Pareto frontier", hoverinfo="skip",
                                          line={"color": "#666666", "dash": "dot", "shape": "hv"}))
-        self.figure.data[0].on_click(self.errors.guard(self._on_click, "point"))
-        self.curve = go.FigureWidget(layout={"title": "the selected run", "width": 380, "height": 380,
+        if not isinstance(self.figure, StaticFigure):  # a static figure cannot be clicked
+            self.figure.data[0].on_click(self.errors.guard(self._on_click, "point"))
+        self.curve = figure_widget(layout={"title": "the selected run", "width": 380, "height": 380,
                                              "template": "simple_white", "xaxis_title": "epoch",
                                              "yaxis_title": "test accuracy (%)"})
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", line={"color": plot.OKABE_ITO[1]}))
