@@ -100,9 +100,9 @@ def test_input_grid_reproduces_the_activation_quantizer(mode, bits):
 
 
 def test_a_mode_without_integer_form_is_a_clear_error():
-    with pytest.raises(export.ExportError, match="register_integer_form"):
+    with pytest.raises(export.ExportError, match="define tensor_scale and grid"):
         export.weight_grid(types.SimpleNamespace(name="learned", bits=4), torch.zeros(3))
-    with pytest.raises(export.ExportError, match="register_activation_form"):
+    with pytest.raises(export.ExportError, match="define integer_grid"):
         export.activation_grid(types.SimpleNamespace(name="learned-clip", bits=4))
     with pytest.raises(ValueError, match="zero_point"):
         export.IntegerGrid(0.5, 0.25, 4, signed=True)

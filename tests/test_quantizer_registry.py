@@ -1,6 +1,5 @@
 """One registered class per quantizer: its grid is what packing stores and what every export format writes."""
 
-import warnings
 
 import numpy as np
 import pytest
@@ -200,16 +199,3 @@ def test_a_mode_without_a_grid_trains_but_cannot_be_packed_or_exported(tmp_path,
             export.weight_grid(quantizer, q.conv1.weight.detach())
     finally:
         del WEIGHT_QUANTIZERS["signonly"]
-
-
-def test_deprecated_form_registration_still_applies(monkeypatch):
-    monkeypatch.setattr(export.grid, "INTEGER_FORMS", {})
-    quantizer, w, wq = _quantized("lsq", 3)
-    halved = IntegerGrid(float(quantizer.step.detach()) / 2, 0.0, 4, signed=True)
-    with pytest.warns(DeprecationWarning, match="register_integer_form is deprecated"):
-        export.grid.register_integer_form("lsq")(lambda quantizer, wq, w: halved)
-    assert export.weight_grid(quantizer, wq, w) is halved
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        monkeypatch.setattr(export.grid, "INTEGER_FORMS", {})
-        assert export.weight_grid(quantizer, wq, w) == quantizer.integer_grid(wq, w)

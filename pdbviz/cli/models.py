@@ -35,7 +35,7 @@ def _cmd_export(args) -> int:
     import warnings
 
     import pdbviz
-    from ..export import FORMATS, export_model
+    from ..export import TorchaoExport, export_model, formats
     from ..quant.packing import read_packed_header
 
     header, _ = read_packed_header(args.packed)
@@ -52,12 +52,13 @@ def _cmd_export(args) -> int:
     model = pdbviz.build_model(config["name"], tuple(config["input_shape"]), config["num_classes"],
                                width=config.get("width", 1.0))
     q = pdbviz.load_packed(args.packed, model)
-    out = args.output or args.packed.with_name(args.packed.name.removesuffix(".pdbq") + FORMATS[args.to])
+    out = args.output or args.packed.with_name(args.packed.name.removesuffix(".pdbq")
+                                                  + next(f.suffix for f in formats() if f.name == args.to))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = export_model(q, out, to=args.to)
     packed_kib, table = args.packed.stat().st_size / 1024, pdbviz.memory_summary(q)
-    if args.to == "torchao":
+    if isinstance(result, TorchaoExport):
         print(f"wrote {out}: torchao FqnToConfig for {len(result.layers)} Linear layers: "
               + ", ".join(f"{k} {v}" for k, v in result.layers.items()))
         for name, note in result.notes.items():
@@ -73,6 +74,7 @@ def _cmd_export(args) -> int:
 
 def add_parsers(sub) -> None:
     """The ``memory`` and ``export`` commands."""
+    from ..export import formats
     from ..models import MODELS
     from ..quant.quantizers import WEIGHT_QUANTIZERS
 
@@ -96,9 +98,11 @@ def add_parsers(sub) -> None:
                                    "FqnToConfig (JSON). Zoo models are rebuilt from the file; other files need "
                                    "--model, --input-shape and --num-classes. Needs pip install \"pdbviz[export]\".")
     e.add_argument("packed", type=Path, metavar="MODEL.pdbq", help="a file written by save_packed")
-    e.add_argument("--to", choices=("qonnx", "onnx", "torchao"), required=True, help="the format")
+    e.add_argument("--to", choices=[f.name for f in formats()], required=True,
+                   help="the format: " + "; ".join(f"{f.name}: {f.description}" for f in formats()))
     e.add_argument("-o", "--output", type=Path, default=None,
-                   help="the file to write (default: beside MODEL.pdbq, .qonnx.onnx / .onnx / .torchao.json)")
+                   help="the file to write (default: beside MODEL.pdbq, " + " / ".join(f.suffix for f in formats())
+                        + ")")
     e.add_argument("--model", default=None, help=f"zoo model name ({zoo}), when the file does not say")
     e.add_argument("--input-shape", type=positive_int, nargs=3, default=None, metavar=("C", "H", "W"),
                    help="input channels, height and width, with --model")

@@ -18,19 +18,15 @@ Example::
     cfg = export.torchao_config(q).config
 """
 
-from .api import FORMATS, export_model
+from .api import export_model
 from .formats import ExportFormat, formats, register_format
-from .grid import (ACTIVATION_FORMS, INTEGER_FORMS, ExportError, IntegerGrid, activation_grid,
-                   register_activation_form, register_integer_form, weight_grid)
+from .grid import ExportError, IntegerGrid, activation_grid, weight_grid
 from .torchao_config import TorchaoExport, torchao_config
 from .verify import Agreement, QonnxCost, agreement, qonnx_cost, run_onnx, run_qonnx
 from .writers import ExportResult, LayerExport, to_onnx, to_qonnx
 
 __all__ = [
-    "ACTIVATION_FORMS",
     "Agreement",
-    "FORMATS",
-    "INTEGER_FORMS",
     "ExportError",
     "ExportFormat",
     "ExportResult",
@@ -44,8 +40,6 @@ __all__ = [
     "formats",
     "qonnx_cost",
     "register_format",
-    "register_activation_form",
-    "register_integer_form",
     "run_onnx",
     "run_qonnx",
     "to_onnx",

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from types import MappingProxyType
 
 from torch import nn
 
-from .formats import formats, get_format
+from .formats import get_format
 from .torchao_config import TorchaoExport
 from .writers import ExportResult
-
-
-class _Suffixes(Mapping):
-    """Name -> default file suffix of each registered format, read from the registry."""
-
-    def __getitem__(self, name: str) -> str:
-        return get_format(name).suffix
-
-    def __iter__(self):
-        return iter([f.name for f in formats()])
-
-    def __len__(self) -> int:
-        return len(formats())
-
-    def __repr__(self) -> str:
-        return repr(MappingProxyType(dict(self.items())))
-
-
-#: the suffix of each format's default file name (a view of ``formats()``)
-FORMATS: Mapping[str, str] = _Suffixes()
 
 
 def export_model(model: nn.Module, path: str | os.PathLike, to: str = "qonnx",

@@ -11,9 +11,6 @@ the import of their optional libraries, and the two functions they call.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-
 import torch
 
 from ..quant.grid import IntegerGrid, OffGridError
@@ -54,12 +51,11 @@ def weight_grid(quantizer: WeightQuantizer, wq: torch.Tensor, w: torch.Tensor | 
         IntegerGrid(scale=1.0, zero_point=0.0, bits=2, signed=True, narrow=True, bipolar=False)
     """
     name = getattr(quantizer, "name", None)
-    form = INTEGER_FORMS.get(name)
-    if form is None and not callable(getattr(quantizer, "integer_grid", None)):
+    if not callable(getattr(quantizer, "integer_grid", None)):
         raise ExportError(f"weight mode {name!r} has no integer grid for export: define tensor_scale and grid on "
-                          "its WeightQuantizer class (register_integer_form is deprecated)")
+                          "its WeightQuantizer class")
     try:
-        grid = form(quantizer, wq, wq if w is None else w) if form is not None else quantizer.integer_grid(wq, w)
+        grid = quantizer.integer_grid(wq, w)
         grid.codes(wq)  # every value must lie on the grid
     except OffGridError as err:
         raise ExportError(f"weight mode {name!r}: {err}") from None
@@ -78,66 +74,11 @@ def activation_grid(quantizer: ActivationQuantizer) -> IntegerGrid:
         IntegerGrid(scale=0.3333333333333333, zero_point=0.0, bits=2, signed=False, narrow=False, bipolar=False)
     """
     name = getattr(quantizer, "name", None)
-    form = ACTIVATION_FORMS.get(name)
-    if form is not None:
-        return form(quantizer)
     missing = ExportError(f"input mode {name!r} has no integer grid for export: define integer_grid on its "
-                          "ActivationQuantizer class (register_activation_form is deprecated)")
+                          "ActivationQuantizer class")
     if not callable(getattr(quantizer, "integer_grid", None)):
         raise missing
     try:
         return quantizer.integer_grid()
     except NotImplementedError:
         raise missing from None
-
-
-# -- deprecated: the grids used to be registered here, apart from their quantizers ---------------------------------
-WeightForm = Callable[[WeightQuantizer, torch.Tensor, torch.Tensor], IntegerGrid]
-#: deprecated: weight mode -> grid function registered with ``register_integer_form`` (empty unless one is)
-INTEGER_FORMS: dict[str, WeightForm] = {}
-ActivationForm = Callable[[ActivationQuantizer], IntegerGrid]
-#: deprecated: input mode -> grid function registered with ``register_activation_form`` (empty unless one is)
-ACTIVATION_FORMS: dict[str, ActivationForm] = {}
-
-
-def _deprecated_register(registry: dict, mode: str, what: str, instead: str) -> Callable:
-    if not isinstance(mode, str) or not mode:
-        raise TypeError(f"mode must be a non-empty string, got {mode!r}")
-    warnings.warn(f"{what} is deprecated: the quantizer class states its grid ({instead})", DeprecationWarning,
-                  stacklevel=3)
-
-    def deco(fn):
-        registry[mode] = fn
-        return fn
-
-    return deco
-
-
-def register_integer_form(mode: str) -> Callable[[WeightForm], WeightForm]:
-    """Deprecated decorator: a function giving the integer grid of weight mode ``mode``.
-
-    Define ``tensor_scale`` and ``grid`` on the ``WeightQuantizer`` subclass
-    instead; a function registered here still takes precedence for its mode.
-
-    Example::
-
-        class Mine(WeightQuantizer):
-            def tensor_scale(self, wq, w): return float(self.step)
-            def grid(self, scale): return IntegerGrid(scale, 0, self.bits, signed=True)
-    """
-    return _deprecated_register(INTEGER_FORMS, mode, "register_integer_form", "WeightQuantizer.grid")
-
-
-def register_activation_form(mode: str) -> Callable[[ActivationForm], ActivationForm]:
-    """Deprecated decorator: a function of the input quantizer giving the integer grid of input mode ``mode``.
-
-    Define ``integer_grid`` on the ``ActivationQuantizer`` subclass instead; a
-    function registered here still takes precedence for its mode.
-
-    Example::
-
-        class Mine(ActivationQuantizer):
-            def integer_grid(self): return IntegerGrid(1 / (2**self.bits - 1), 0, self.bits, signed=False)
-    """
-    return _deprecated_register(ACTIVATION_FORMS, mode, "register_activation_form",
-                                "ActivationQuantizer.integer_grid")
