@@ -35,6 +35,7 @@ pdbviz_api_modules = [
     "pdbviz.experiment",
     "pdbviz.results",
     "pdbviz.claims",
+    "pdbviz.stats",
     "pdbviz.study",
     "pdbviz.checkpoint",
     "pdbviz.sweeps",

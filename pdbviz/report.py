@@ -229,17 +229,9 @@ bootstrap over seeds with each accuracy redrawn from the binomial of the {cfg.ge
 
 
 def _claims_html(results: Results) -> str:
-    claims = results.claims()
-    colours = {"holds": "#1b7837", "within noise": "#8c6d00", "does not hold": "#b2182b", "not measured": "#777777"}
-    rows = []
-    for r in claims.itertuples():
-        effect = "" if r.verdict == "not measured" else \
-            f"{r.effect:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}] (seed std {r.seed_std:.2f})"
-        rows.append(f"<tr><td>({r.claim}) {html.escape(r.statement)}</td><td>{html.escape(str(r.schedule))} vs "
-                    f"{html.escape(str(r.baseline))}</td><td>{effect}</td><td style='color:{colours[r.verdict]}'>"
-                    f"<b>{r.verdict}</b></td><td>{html.escape(r.note)}</td></tr>")
-    return ("<table class='pdbviz-claims'><tr><th>claim</th><th>compared</th><th>effect, 95% CI (points)</th>"
-            "<th>verdict</th><th>note</th></tr>" + "".join(rows) + "</table>")
+    from .claims import claims_html
+
+    return claims_html(results.claims())
 
 
 def _page(results: Results, figures: dict, title: str, meta: dict, study_section: str = "") -> str:
@@ -261,8 +253,9 @@ seed std: the standard deviation over seeds; KiB: quantized-weight memory. The r
 <code>results.csv</code>.</p>
 {table.to_html(index=False, escape=True, border=0, classes="pdbviz-results")}
 <h2>The paper's claims on these runs</h2>
-<p>Effect: difference of mean test accuracy (points); 95% confidence interval from the seed spread and the test
-set's sampling error; verdicts as defined in <code>pdbviz.claims</code>.</p>
+<p>Effect: difference of mean test accuracy (points), paired by seed and test image; 95% CI for new seeds and new
+test images (<code>pdbviz.stats</code>); verdicts as defined in <code>pdbviz.claims</code>. A verdict "within noise"
+gives the smallest effect the experiment could detect and the seeds or test images that would decide.</p>
 {_claims_html(results)}
 {''.join(parts)}
 {study_section}
