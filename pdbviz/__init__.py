@@ -11,6 +11,7 @@ import lazy_loader as _lazy
 from ._version import __version__
 
 _SUBMODULE_NAMES = {
+    "_notebooks": ["output_folder"],
     "analysis": ["allocate", "allocate_bits", "average_bits", "cka_profile", "collect_features", "embed_layers",
                  "fisher_score", "hessian_trace", "layer_sensitivity", "linear_cka", "pareto_front",
                  "predicted_loss", "quantization_error", "sensitivity_metrics", "separability_profile",

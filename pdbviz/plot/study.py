@@ -76,7 +76,7 @@ def metric_study_figure(study, correlation: pd.DataFrame | None = None, title: s
         dash = "dash" if method == "uniform" else None
         if bands:
             x = list(df.budget) + list(df.budget[::-1])
-            y = list(df.acc_mean + ci) + list((df.acc_mean - ci)[::-1])
+            y = list(np.minimum(df.acc_mean + ci, 100.0)) + list(np.maximum(df.acc_mean - ci, 0.0)[::-1])  # accuracy is a percentage
             fig.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor=_hex_rgba(colour[method], 0.08),
                                      line={"width": 0}, mode="lines", hoverinfo="skip", showlegend=False,
                                      legendgroup=name), row=1, col=1)
