@@ -139,6 +139,16 @@ def _originals(module: nn.Module, pname: str) -> tuple[torch.Tensor, ...] | None
     return (value,) if isinstance(value, nn.Parameter) else None
 
 
+def stored_tensors(module: nn.Module, pname: str) -> tuple[torch.Tensor, ...] | None:
+    """The tensors ``module`` stores for its weight ``pname`` (the originals of a parametrized weight), or None.
+
+    Example:
+        >>> [tuple(t.shape) for t in stored_tensors(nn.Linear(3, 2), "weight")]
+        [(2, 3)]
+    """
+    return _originals(module, pname)
+
+
 def _candidates(model: nn.Module):
     """Entries (unordered) and the tensors that are not weights of a kind, each with a reason."""
     groups: dict[tuple[int, ...], dict] = {}
@@ -161,7 +171,25 @@ def _candidates(model: nn.Module):
             group = groups.setdefault(key, {"owners": [], "originals": originals, "modules": []})
             group["owners"].append((path, pname))
             group["modules"].append((module, kind, len(pnames) > 1))
+    _add_holders(model, groups)
     return groups, skipped
+
+
+def _add_holders(model: nn.Module, groups: dict) -> None:
+    """Add, as owners without a kind, the other modules that hold a weight's stored tensor (a head tied to an
+    embedding by holding its Parameter and used as ``h @ head.weight.T``): a tensor is one weight wherever it is."""
+    by_tensor = {key[0]: g for key, g in groups.items() if len(key) == 1}
+    for path, module in model.named_modules():
+        if "parametrizations" in path.split(".") or kind_of(module) is not None:
+            continue
+        pnames = list(module._parameters)
+        pnames += [p for p in getattr(module, "parametrizations", {}) if p not in pnames]
+        for pname in pnames:
+            originals = _originals(module, pname)
+            group = by_tensor.get(id(originals[0])) if originals and len(originals) == 1 else None
+            if group is not None and (path, pname) not in group["owners"]:
+                group["owners"].append((path, pname))
+                group["modules"].append((module, None, False))
 
 
 def _join(path: str, pname: str) -> str:
@@ -326,7 +354,7 @@ def _trace_fx(model: nn.Module, groups: list[dict]):
     try:
         import torch.fx
 
-        leaf_types = tuple({type(m) for g in groups for m, _, _ in g["modules"]})
+        leaf_types = tuple({type(m) for g in groups for m, k, _ in g["modules"] if k is not None})
 
         class _Tracer(torch.fx.Tracer):
             def is_leaf_module(self, m, qualname):
@@ -431,7 +459,7 @@ def _entry(group: dict, use: str, macs: float) -> WeightEntry:
     (path, pname), (module, kind, several) = group["owners"][0], group["modules"][0]
     base = parametrize.type_before_parametrizations(module).__name__
     name = _join(path, pname) if several else (path or pname)
-    slots = [k.inputs(p) for (_, k, _), (_, p) in zip(group["modules"], group["owners"])]
+    slots = [k.inputs(p) if k is not None else None for (_, k, _), (_, p) in zip(group["modules"], group["owners"])]
     inputs = slots[0] if len(slots) == 1 or all(s == slots[0] for s in slots) else None
     shape = tuple(getattr(module, pname).shape) if not parametrize.is_parametrized(module, pname) else \
         tuple(module.parametrizations[pname].original.shape) if hasattr(module.parametrizations[pname], "original") \

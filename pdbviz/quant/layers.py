@@ -118,6 +118,15 @@ class WeightQuant(nn.Module):
         self._pin = (tuple(originals), tuple(o._version for o in originals),
                      wq.to(originals[0].device, originals[0].dtype))
 
+    def held_values(self) -> tuple[torch.Tensor, ...]:
+        """Quantized values computed earlier that ``forward`` may return (its eval cache, pinned values)."""
+        held = []
+        if self._cache is not None:
+            held.append(self._cache[1])
+        if self._pin is not None:
+            held.append(self._pin[2])
+        return tuple(held)
+
     def input_hook(self, module: nn.Module, args: tuple, kwargs: dict):
         """Forward pre-hook of the owner: quantize the arguments this weight multiplies."""
         q = self.input_quantizer
