@@ -209,12 +209,16 @@ def audit(model: nn.Module, example_input, modes: tuple[str, ...] = ("train", "e
     for mode, recorder in results.items():
         for (sid, op), use in recorder.uses.items():
             met.add(sid)
+            if sid < 0:
+                rows.append(("?", mode, op, use.calls, use.values, None, None, "", None, use.input_values,
+                             f"a tensor of shape {recorder.untraced[sid]} from outside the pass", "untraced operand"))
+                continue
             row = _row(sid, op, use, mode, layout, specs, names, floats, sources)
             if row is not None:
                 rows.append(row)
-        for op, n in recorder.untraced.items():
-            rows.append(("?", mode, op, n, 0, None, None, "", None, 0, "not a model tensor", "untraced operand"))
     table = pd.DataFrame(rows, columns=AUDIT_COLUMNS)
+    for column in ("allowed", "w_bits", "a_bits"):
+        table[column] = table[column].astype("Int64")
     unused = tuple(e.name for i, e in enumerate(layout.entries) if i not in met)
     return AuditReport(table, len(layout), unused)
 

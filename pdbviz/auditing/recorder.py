@@ -20,9 +20,10 @@ A value that pdbviz computed before the pass (the eval-mode cache of a
 quantized weight, the values a packed file pinned) has no op in the pass;
 it is identified by its storage (the caches are registered as derived from
 their weight before running), and its values are counted like any other.
-An operand of a weight-consuming op (matrix product, convolution,
-embedding, recurrent or fused attention kernel) that is neither derived
-nor produced during the pass nor an input is an *untraced operand*.
+A floating-point tensor that an op reads and that is neither a source nor
+produced during the pass nor an input (a tensor held in a plain attribute,
+computed before the pass) becomes a source of its own, with a negative id;
+where it meets data it is an *untraced operand*.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class Recorder(TorchDispatchMode):
         self.keep: list[torch.Tensor] = []
         self.seen: dict[int, weakref.ref] = {}  # tensors produced during the pass, or given as inputs
         self.uses: dict[tuple[int, str], Use] = {}
-        self.untraced: dict[str, int] = {}
+        self.untraced: dict[int, tuple[int, ...]] = {}  # source id (negative) -> shape of an untraced tensor
         self.count_inputs = count_inputs or set()
         self._distinct: dict[tuple, int] = {}
         for sid, tensors in sources.items():
@@ -139,22 +140,22 @@ class Recorder(TorchDispatchMode):
         data: list[torch.Tensor] = []
         for t in leaves:
             sids = self.sources_of(t)
+            if sids is None and t.is_floating_point() and t.numel() > 1 and not self.was_seen(t):
+                sids = frozenset((-1 - len(self.untraced),))  # from nowhere in the pass: a source of its own
+                self.untraced[next(iter(sids))] = tuple(t.shape)
+                self.track(t, sids)
             if sids is not None:
                 derived.append((t, sids))
             elif t.numel() > 1:
                 data.append(t)
         name = func._overloadpacket.__name__
-        if name in WEIGHT_OPS:
-            for t in data:
-                if t.is_floating_point() and not self.was_seen(t):
-                    self.untraced[name] = self.untraced.get(name, 0) + 1
         if derived and not data:
             sids = frozenset().union(*(s for _, s in derived))
             for o in tree_leaves(out):
                 if isinstance(o, torch.Tensor):
                     self.track(o, sids)
-        elif derived:
-            self._record(name, derived, data)
+        elif derived and any(isinstance(o, torch.Tensor) for o in tree_leaves(out)):
+            self._record(name, derived, data)  # a comparison returning a Python value computes nothing
         self.mark_seen(out)
         return out
 

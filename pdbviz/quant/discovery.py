@@ -478,7 +478,9 @@ def _floats(model: nn.Module, groups: list[dict], skipped: dict[int, str]) -> tu
     covered = {id(t) for g in groups for t in g["originals"]}
     out, seen = [], set()
     for path, module in model.named_modules():
-        for pname, t in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+        buffers = [(n, b) for n, b in module.named_buffers(recurse=False)
+                   if n not in module._non_persistent_buffers_set]  # not in the state_dict: never stored
+        for pname, t in list(module.named_parameters(recurse=False)) + buffers:
             if id(t) in seen or id(t) in covered:
                 continue
             seen.add(id(t))
