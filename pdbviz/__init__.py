@@ -15,6 +15,7 @@ _SUBMODULE_NAMES = {
                  "fisher_score", "hessian_trace", "layer_sensitivity", "linear_cka", "pareto_front",
                  "predicted_loss", "quantization_error", "sensitivity_metrics", "separability_profile",
                  "warm_up_umap"],
+    "auditing": ["AuditReport", "audit", "audit_onnx", "audit_packed"],
     "checkpoint": ["load_model", "save_model"],
     "data": ["Data", "as_data", "load_dataset"],
     "experiment": ["DEFAULT_SCHEDULES", "compare", "finetune"],
