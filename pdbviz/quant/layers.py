@@ -32,7 +32,7 @@ from .schedule import BitSpec
 
 
 def _tracing() -> bool:
-    from .discovery import discovering
+    from .forward_trace import discovering
 
     return bool(torch.jit.is_tracing() or torch.compiler.is_compiling() or discovering())
 
