@@ -15,6 +15,7 @@ from ..quant.layers import weight_quant
 from ..quant.quantizers import FULL_PRECISION, weight_quantizer
 from .recorder import WEIGHT_OPS, Recorder
 
+#: the columns of an audit table
 AUDIT_COLUMNS = ["weight", "mode", "op", "calls", "values", "allowed", "w_bits", "weight_mode", "a_bits",
                  "input_values", "reported", "verdict"]
 #: the verdicts a row can have

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+#: the columns of an ONNX audit table
 ONNX_COLUMNS = ["weight", "node", "op", "declared_by", "bits", "values", "allowed", "verdict"]
 #: ONNX ops that multiply a weight, and the input positions where a weight may be
 _WEIGHT_INPUTS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (0, 1), "MatMul": (0, 1), "Gather": (0,)}

@@ -17,6 +17,7 @@ from torch import nn
 
 from .convert import effective_schedule, layer_specs
 from .discovery import FloatTensor, discover
+from .packing import FRAMING_BYTES, packed_size
 from .quantizers import FULL_PRECISION
 from .schedule import BitSchedule
 
@@ -205,13 +206,13 @@ def memory_report(model: nn.Module, schedule: BitSchedule | str | None = None, e
     macs = float(table.macs.sum(skipna=False)) if len(table) else 0.0
     file_bytes = None
     if schedule is None:
-        from .packing import packed_size
-
-        file_bytes = packed_size(model)
+        try:
+            file_bytes = packed_size(model)
+        except TypeError:  # a tensor of a dtype the packed format does not store: the estimate below
+            file_bytes = None
+    if file_bytes is not None:
         total_kib = file_bytes / 1024
     else:
-        from .packing import FRAMING_BYTES
-
         payload = sum(math.ceil(e.numel * specs[e.name].w_bits / 8) if specs[e.name].w_bits != FULL_PRECISION
                       else e.stored * 4 for e in layout.entries) + other_bits // 8
         total_kib = (payload + FRAMING_BYTES) / 1024
