@@ -40,6 +40,7 @@ pdbviz_api_modules = [
     "pdbviz.checkpoint",
     "pdbviz.sweeps",
     "pdbviz.export",
+    "pdbviz.auditing",
     "pdbviz.plot",
     "pdbviz.widgets",
     "pdbviz.report",

@@ -17,6 +17,7 @@ _SUBMODULE_NAMES = {
                  "predicted_loss", "quantization_error", "sensitivity_metrics", "separability_profile",
                  "warm_up_umap"],
     "analysis.interactions": ["Interactions", "interactions"],
+    "auditing": ["AuditReport", "audit", "audit_onnx", "audit_packed"],
     "checkpoint": ["load_model", "save_model"],
     "data": ["Data", "as_data", "load_dataset"],
     "experiment": ["DEFAULT_SCHEDULES", "compare", "finetune"],

@@ -156,3 +156,69 @@ def test_quantized_model_trains():
         losses.append(loss.item())
     assert losses[-1] < losses[0] * 0.8
     assert all(p.grad is not None for p in q.parameters())
+
+
+def test_transformer_encoder_keeps_its_fast_path_without_input_bits():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(func._overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+    enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    x = torch.randn(2, 5, 16)
+    fused = []
+    for schedule in ("8-4-2-1", "8-4-2-1/8"):
+        q = quantize(enc, schedule, example_input=x).eval()
+        ops = Ops()
+        with torch.no_grad(), ops:
+            q(x)
+        fused.append("_transformer_encoder_layer_fwd" in ops.names)
+    assert fused == [True, False]  # input bits need the pre-hook, which torch's fast path refuses
+
+
+def test_old_style_weight_norm_copies_and_errors_say_what_to_do():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        net = nn.Sequential(torch.nn.utils.weight_norm(nn.Linear(8, 16)), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.randn(4, 8)
+    q = quantize(net, "4", example_input=x)
+    with torch.no_grad():
+        assert q(x).shape == (4, 3)
+    assert quantize(net, "32", example_input=x)(x).equal(net(x))
+    with pytest.raises(ValueError, match=r"0\.weight_g, 0\.weight_v \(old-style torch\.nn\.utils\.weight_norm.*"
+                                         r"parametrizations' versions, or remove_weight_norm first"):
+        quantize(net, "8-4", example_input=x)
+
+
+def test_transformers_conv1d_is_a_weight_kind_and_unknown_kinds_are_named():
+    transformers = pytest.importorskip("transformers")
+    from pdbviz.quant import discover
+
+    conv = transformers.pytorch_utils.Conv1D(6, 4)  # nf=6 outputs, nx=4 inputs: weight (4, 6)
+    net = nn.Sequential(conv, nn.ReLU(), nn.Linear(6, 2))
+    x = torch.randn(3, 4)
+    assert discover(net, x).names == ["0", "2"] and discover(net, x)["0"].kind == "Conv1D"
+    q = quantize(net, "2-1", example_input=x)
+    assert len(torch.unique(q[0].weight)) <= 4
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 4))
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x @ self.w)
+
+    with pytest.raises(ValueError, match=r"for only 1 layers; not counted as layers: w \(Odd, a kind unknown"):
+        quantize(Odd(), "8-4", example_input=torch.randn(2, 4))

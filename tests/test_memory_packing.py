@@ -138,3 +138,27 @@ def test_save_packed_is_atomic_on_failure(tmp_path, small_cnn, monkeypatch):
         save_packed(quantize(small_cnn, "8"), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pdbq"]
+
+
+def test_memory_total_is_the_packed_files_size(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Linear(16, 3))
+    net.register_buffer("scratch", torch.zeros(100), persistent=False)  # not stored, not counted
+    for schedule in ("2-1/4", "8-4", "32"):
+        q = quantize(net, schedule)
+        size = save_packed(q, tmp_path / "m.pdbq").stat().st_size
+        summary = memory_summary(q)
+        assert summary.file_bytes == size and summary.total_kib * 1024 == size
+        assert "scratch" not in {f.name for f in summary.left_float}
+
+
+def test_memory_total_of_a_transformer_is_its_packed_size(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                  vocab_size=100, max_position_embeddings=32)
+    bert = transformers.BertModel(cfg).eval()
+    q = quantize(bert, "8-4-2-1", example_input=torch.randint(0, 100, (2, 8)))
+    size = save_packed(q, tmp_path / "b.pdbq").stat().st_size
+    assert memory_summary(q).total_kib * 1024 == size

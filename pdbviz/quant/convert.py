@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .discovery import ModelLayout, discover
-from .layers import WeightQuant, attach, detach, weight_quant
+from .layers import WeightQuant, attach, detach, sync_input_hook, weight_quant
 from .quantizers import FULL_PRECISION
 from .schedule import BitSchedule, BitSpec
 
@@ -42,7 +42,13 @@ def effective_schedule(model: nn.Module, schedule, layout: ModelLayout | None = 
     pdbviz cannot quantize (the network's own, those of weights used outside their module) at 32 bits."""
     layout = layout if layout is not None else discover(model)
     if isinstance(schedule, str):
-        return BitSchedule.from_string(schedule, model)
+        try:
+            return BitSchedule.from_string(schedule, model)
+        except ValueError as err:
+            left = uncounted(layout)
+            if not left:
+                raise
+            raise ValueError(f"{err}; not counted as layers: {left}") from None
     if not isinstance(schedule, BitSchedule):
         raise TypeError(f"schedule must be a BitSchedule or its one-line string, got {type(schedule).__name__}")
     check_schedule(model, schedule, layout)
@@ -59,6 +65,52 @@ def effective_schedule(model: nn.Module, schedule, layout: ModelLayout | None = 
         warnings.warn("these inputs stay at 32 bits, as pdbviz cannot quantize them: " + "; ".join(blocked),
                       stacklevel=3)
     return BitSchedule(fixed)
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model``, also when old-style ``torch.nn.utils.weight_norm`` holds a computed weight.
+
+    That hook keeps ``module.weight`` as a tensor computed from ``weight_g`` and
+    ``weight_v``, which ``copy.deepcopy`` refuses; the copy gets its value
+    detached, and the hook recomputes it from the copy's own ``g`` and ``v`` on
+    every forward pass.
+
+    Example:
+        >>> old = torch.nn.utils.weight_norm(nn.Linear(3, 2))  # doctest: +SKIP
+        >>> copy_model(old).weight_g.shape  # doctest: +SKIP
+        torch.Size([2, 1])
+    """
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    computed = []
+    for module in model.modules():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm) and isinstance(module.__dict__.get(hook.name), torch.Tensor):
+                computed.append((module, hook.name, module.__dict__[hook.name]))
+    try:
+        for module, name, value in computed:
+            module.__dict__[name] = value.detach()
+        return copy.deepcopy(model)
+    finally:
+        for module, name, value in computed:
+            module.__dict__[name] = value
+
+
+def uncounted(layout: ModelLayout) -> str:
+    """The parameters that stay float because pdbviz cannot quantize them where they are (a module of no known
+    weight kind, an old-style ``weight_norm``), grouped, with what to do (``''`` when there are none)."""
+    groups: dict[str, list[str]] = {}
+    for f in layout.floats:
+        if f.reason.endswith("parameter, not a weight kind"):
+            key = f"{f.reason.split(' ')[1]}, a kind unknown to pdbviz (pdbviz.quant.register_weight_kind adds one)"
+        elif f.reason.startswith("recomputed by an old-style"):
+            key = ("old-style torch.nn.utils.weight_norm/spectral_norm: use torch.nn.utils.parametrizations' "
+                   "versions, or remove_weight_norm first")
+        else:
+            continue
+        groups.setdefault(key, []).append(f.name)
+    return "; ".join(f"{', '.join(names[:6])}{f' and {len(names) - 6} more' if len(names) > 6 else ''} ({key})"
+                     for key, names in groups.items())
 
 
 def quantize(model: nn.Module, schedule: BitSchedule | str, example_input=None, calibrate=None) -> nn.Module:
@@ -99,7 +151,7 @@ def quantize(model: nn.Module, schedule: BitSchedule | str, example_input=None, 
         raise ValueError(f"{type(model).__name__} has no quantizable weight (Conv, Linear, Embedding, attention or "
                          "recurrent layers); see pdbviz.quant.kinds to register another kind")
     schedule = effective_schedule(model, schedule, layout)
-    new = copy.deepcopy(model)
+    new = copy_model(model)
     modules = dict(new.named_modules())
     for name, spec in schedule.items():
         entry = layout[name]
@@ -107,6 +159,8 @@ def quantize(model: nn.Module, schedule: BitSchedule | str, example_input=None, 
         wq = weight_quant(modules[path], pname)
         if wq is not None:
             wq.set_spec(spec)
+            for path, pname in entry.owners:
+                sync_input_hook(modules[path], wq)
         elif spec.is_float:
             continue  # nothing to do: the float weight and input, untouched
         else:
@@ -154,7 +208,7 @@ def _original(module: nn.Module, pname: str) -> torch.Tensor:
 
 def dequantize(model: nn.Module, bake: bool = False) -> nn.Module:
     """A new model with pdbviz's quantization removed; ``bake=True`` keeps the quantized weight values."""
-    new = copy.deepcopy(model)
+    new = copy_model(model)
     targets = [(m, p) for m in new.modules() for p in list(getattr(m, "parametrizations", {}).keys())
                if weight_quant(m, p) is not None]
     values = []

@@ -15,29 +15,26 @@ from torch's own FLOP formulas. Tensors computed from a weight (a
 standardised or weight-normalised weight, a cast) stay attributed to it.
 Without an example input the order comes from symbolic tracing (``torch.fx``)
 where it works, else from registration order, with a warning; MACs are then
-unknown.
+unknown. Both passes live in ``forward_trace``.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
+from .forward_trace import join_name, trace_forward, trace_fx
 from .kinds import InputSlots, kind_of
 from .protocol import model_info
 
 #: how a weight was used in the example forward pass
 USES = ("module", "functional", "unused", "unknown")
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
-_RNN_OPS = ("rnn", "lstm", "gru")  # fused recurrent kernels: no FLOP formula in torch
 
 
 @dataclass(frozen=True)
@@ -139,6 +136,16 @@ def _originals(module: nn.Module, pname: str) -> tuple[torch.Tensor, ...] | None
     return (value,) if isinstance(value, nn.Parameter) else None
 
 
+def stored_tensors(module: nn.Module, pname: str) -> tuple[torch.Tensor, ...] | None:
+    """The tensors ``module`` stores for its weight ``pname`` (the originals of a parametrized weight), or None.
+
+    Example:
+        >>> [tuple(t.shape) for t in stored_tensors(nn.Linear(3, 2), "weight")]
+        [(2, 3)]
+    """
+    return _originals(module, pname)
+
+
 def _candidates(model: nn.Module):
     """Entries (unordered) and the tensors that are not weights of a kind, each with a reason."""
     groups: dict[tuple[int, ...], dict] = {}
@@ -161,204 +168,28 @@ def _candidates(model: nn.Module):
             group = groups.setdefault(key, {"owners": [], "originals": originals, "modules": []})
             group["owners"].append((path, pname))
             group["modules"].append((module, kind, len(pnames) > 1))
+    _add_holders(model, groups)
     return groups, skipped
 
 
-def _join(path: str, pname: str) -> str:
-    return f"{path}.{pname}" if path else pname
+def _add_holders(model: nn.Module, groups: dict) -> None:
+    """Add, as owners without a kind, the other modules that hold a weight's stored tensor (a head tied to an
+    embedding by holding its Parameter and used as ``h @ head.weight.T``): a tensor is one weight wherever it is."""
+    by_tensor = {key[0]: g for key, g in groups.items() if len(key) == 1}
+    for path, module in model.named_modules():
+        if "parametrizations" in path.split(".") or kind_of(module) is not None:
+            continue
+        pnames = list(module._parameters)
+        pnames += [p for p in getattr(module, "parametrizations", {}) if p not in pnames]
+        for pname in pnames:
+            originals = _originals(module, pname)
+            group = by_tensor.get(id(originals[0])) if originals and len(originals) == 1 else None
+            if group is not None and (path, pname) not in group["owners"]:
+                group["owners"].append((path, pname))
+                group["modules"].append((module, None, False))
 
 
-# -- the example forward ----------------------------------------------------------------------------------------------
-class _Storages:
-    """Byte ranges of tracked tensors by storage, so that views of one buffer are told apart."""
-
-    def __init__(self):
-        self.by_ptr: dict[int, list[tuple[int, int, int]]] = {}
-
-    def add(self, t: torch.Tensor, entry: int) -> bool:
-        key = _range(t)
-        if key is None:
-            return False
-        ptr, start, end = key
-        self.by_ptr.setdefault(ptr, []).append((start, end, entry))
-        return True
-
-    def find(self, t: torch.Tensor) -> int | None:
-        key = _range(t)
-        if key is None or key[0] not in self.by_ptr:
-            return None
-        _, start, end = key
-        for s, e, entry in self.by_ptr[key[0]]:
-            if start < e and s < end:
-                return entry
-        return None
-
-
-def _range(t: torch.Tensor) -> tuple[int, int, int] | None:
-    """``(storage pointer, first byte, last byte + 1)`` of ``t``, or None for tensors without storage."""
-    try:
-        ptr = t.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError, TypeError):
-        return None
-    if not ptr or t.numel() == 0:
-        return None
-    size = t.element_size()
-    start = t.storage_offset() * size
-    extent = (sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) + 1) * size
-    return ptr, start, start + extent
-
-
-class _UseTracker(TorchDispatchMode):
-    """Sees every op; attributes ops on weight storages (and on tensors computed only from weights) to entries."""
-
-    def __init__(self, storages: _Storages, active: dict[int, int], owner_ids: dict[int, set[int]]):
-        super().__init__()
-        self.storages = storages
-        self.active, self.owner_ids = active, owner_ids
-        self.order: list[int] = []
-        self.macs: dict[int, float] = {}
-        self.functional: set[int] = set()
-        self.keep: list[torch.Tensor] = []  # keeps tracked tensors alive so no address is reused
-
-    def track(self, t: torch.Tensor, entry: int) -> None:
-        if isinstance(t, torch.Tensor) and self.storages.add(t, entry):
-            self.keep.append(t)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
-        hits: dict[int, torch.Tensor] = {}
-        for t in tensors:
-            e = self.storages.find(t)
-            if e is not None:
-                hits.setdefault(e, t)
-        if not hits:
-            return out
-        for e in hits:
-            if e not in self.macs:
-                self.order.append(e)
-                self.macs[e] = 0.0
-            if not any(self.active.get(i, 0) for i in self.owner_ids[e]):
-                self.functional.add(e)
-        from torch.utils.flop_counter import flop_registry
-
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None:
-            share = formula(*args, **kwargs, out_val=out) / 2 / len(hits)
-            for e in hits:
-                self.macs[e] += share
-        elif any(r in func._overloadpacket.__name__.lower() for r in _RNN_OPS):
-            rows = math.prod(tensors[0].shape[:2]) if tensors and tensors[0].dim() >= 2 else 1
-            for e, t in hits.items():  # each weight multiplies every (time step, sample) row
-                self.macs[e] += rows * t.numel()
-        elif all(self.storages.find(t) is not None or t.numel() <= 1 for t in tensors):
-            for o in tree_leaves(out):  # computed from weights alone (a standardised weight, a cast): same entry
-                if isinstance(o, torch.Tensor) and o.dim() > 0:
-                    self.track(o, next(iter(hits)))
-        return out
-
-
-def _batch_size(example) -> int:
-    leaves = [t for t in tree_leaves(example) if isinstance(t, torch.Tensor) and t.dim() > 0]
-    return int(leaves[0].shape[0]) if leaves else 1
-
-
-def _call(model, example):
-    if isinstance(example, dict):
-        return model(**example)
-    if isinstance(example, tuple):
-        return model(*example)
-    return model(example)
-
-
-_DISCOVERY = threading.local()
-
-
-def discovering() -> bool:
-    """True inside the example forward pass of ``discover`` (quantizers skip their caches there)."""
-    return getattr(_DISCOVERY, "on", False)
-
-
-def _trace_forward(model: nn.Module, example, groups: list[dict]):
-    storages, owner_ids = _Storages(), {}
-    for e, g in enumerate(groups):
-        owner_ids[e] = {id(m) for m, _, _ in g["modules"]}
-        for t in g["originals"]:
-            storages.add(t, e)
-    active: dict[int, int] = {}
-    tracker = _UseTracker(storages, active, owner_ids)
-    handles = []
-    for module in model.modules():
-        def enter(m, *args):
-            active[id(m)] = active.get(id(m), 0) + 1
-
-        def leave(m, *args):
-            active[id(m)] -= 1
-
-        handles.append(module.register_forward_pre_hook(enter))
-        handles.append(module.register_forward_hook(leave, always_call=True))
-    for e, g in enumerate(groups):
-        for module, pname in ((m, p) for (m, _, _), (_, p) in zip(g["modules"], g["owners"])):
-            if parametrize.is_parametrized(module, pname):
-                handles.append(module.parametrizations[pname].register_forward_hook(
-                    lambda _m, _a, out, e=e: tracker.track(out, e)))
-    was_training = model.training
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    _DISCOVERY.on = True
-    try:
-        model.eval()
-        torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernels have no FLOP formula
-        with torch.no_grad(), tracker:
-            _call(model, example)
-    finally:
-        _DISCOVERY.on = False
-        torch.backends.mha.set_fastpath_enabled(fastpath)
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    batch = _batch_size(example)
-    return tracker.order, {e: m / batch for e, m in tracker.macs.items()}, tracker.functional
-
-
-def _trace_fx(model: nn.Module, groups: list[dict]):
-    """Order of first use from a symbolic trace; None when the model cannot be traced."""
-    try:
-        import torch.fx
-
-        leaf_types = tuple({type(m) for g in groups for m, _, _ in g["modules"]})
-
-        class _Tracer(torch.fx.Tracer):
-            def is_leaf_module(self, m, qualname):
-                return isinstance(m, leaf_types) or super().is_leaf_module(m, qualname)
-
-        graph = _Tracer().trace(model)
-    except Exception:  # noqa: BLE001 - any tracing failure means "use another way"
-        return None
-    by_module, by_param = {}, {}
-    for e, g in enumerate(groups):
-        for path, pname in g["owners"]:
-            by_module.setdefault(path, []).append(e)
-            by_param[_join(path, pname)] = e
-    order, functional = [], set()
-
-    def see(e, func):
-        if e not in order:
-            order.append(e)
-        if func:
-            functional.add(e)
-
-    for node in graph.nodes:
-        if node.op == "call_module":
-            for e in by_module.get(node.target, []):
-                see(e, False)
-            if isinstance(model.get_submodule(node.target), nn.MultiheadAttention):
-                e = by_param.get(_join(node.target, "out_proj.weight"))
-                if e is not None:
-                    see(e, True)  # the attention multiplies its out_proj weight itself
-        elif node.op == "get_attr" and node.target in by_param:
-            see(by_param[node.target], True)
-    return order, functional
+_join = join_name
 
 
 # -- the layout -------------------------------------------------------------------------------------------------------
@@ -403,12 +234,12 @@ def discover(model: nn.Module, example_input=None) -> ModelLayout:
     groups = list(groups_by_key.values())
     macs: dict[int, float] = {}
     if example_input is not None:
-        order, macs, functional = _trace_forward(model, example_input, groups)
+        order, macs, functional = trace_forward(model, example_input, groups)
         traced, seen = "forward", set(order)
         uses = {e: ("functional" if e in functional else "module") if e in seen else "unused"
                 for e in range(len(groups))}
     else:
-        fx = _trace_fx(model, groups) if groups else ([], set())
+        fx = trace_fx(model, groups) if groups else ([], set())
         if fx is None:
             warnings.warn(f"could not trace {type(model).__name__} to find its forward order; using registration "
                           "order. Pass example_input= (one batch of inputs) to get the forward order, where each "
@@ -431,7 +262,7 @@ def _entry(group: dict, use: str, macs: float) -> WeightEntry:
     (path, pname), (module, kind, several) = group["owners"][0], group["modules"][0]
     base = parametrize.type_before_parametrizations(module).__name__
     name = _join(path, pname) if several else (path or pname)
-    slots = [k.inputs(p) for (_, k, _), (_, p) in zip(group["modules"], group["owners"])]
+    slots = [k.inputs(p) if k is not None else None for (_, k, _), (_, p) in zip(group["modules"], group["owners"])]
     inputs = slots[0] if len(slots) == 1 or all(s == slots[0] for s in slots) else None
     shape = tuple(getattr(module, pname).shape) if not parametrize.is_parametrized(module, pname) else \
         tuple(module.parametrizations[pname].original.shape) if hasattr(module.parametrizations[pname], "original") \
@@ -450,7 +281,9 @@ def _floats(model: nn.Module, groups: list[dict], skipped: dict[int, str]) -> tu
     covered = {id(t) for g in groups for t in g["originals"]}
     out, seen = [], set()
     for path, module in model.named_modules():
-        for pname, t in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+        buffers = [(n, b) for n, b in module.named_buffers(recurse=False)
+                   if n not in module._non_persistent_buffers_set]  # not in the state_dict: never stored
+        for pname, t in list(module.named_parameters(recurse=False)) + buffers:
             if id(t) in seen or id(t) in covered:
                 continue
             seen.add(id(t))

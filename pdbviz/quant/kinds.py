@@ -12,7 +12,11 @@ Built in: ``Linear``; ``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``;
 ``k_proj_weight``, ``v_proj_weight`` when key and value have their own sizes;
 its ``out_proj`` is a ``Linear`` that the attention uses functionally); and
 the recurrent ``RNN``/``LSTM``/``GRU`` weights (their inputs, including the
-hidden state, stay inside the fused kernel: not quantizable).
+hidden state, stay inside the fused kernel: not quantizable); and
+transformers' ``Conv1D`` (GPT-2's projections: ``x @ weight + bias`` with
+the weight stored as ``(in, out)``, the transpose of a ``Linear``'s; every
+quantizer has one scale per tensor, so the orientation changes no value),
+recognised by its class name and module, so transformers is never imported.
 ``register_weight_kind`` adds another.
 """
 
@@ -41,11 +45,25 @@ class WeightKind:
     module_type: type
     params: Callable[[nn.Module], tuple[str, ...]]
     inputs: Callable[[str], InputSlots | None]
+    match: Callable[[nn.Module], bool] | None = None
+
+    def matches(self, module: nn.Module) -> bool:
+        """True when ``module`` is of this kind (``match`` when given, else ``isinstance``)."""
+        return self.match(module) if self.match is not None else isinstance(module, self.module_type)
 
 
 _FIRST_ARG: InputSlots = ((0, "input"),)
 _ATTENTION = {"in_proj_weight": ((0, "query"), (1, "key"), (2, "value")), "q_proj_weight": ((0, "query"),),
               "k_proj_weight": ((1, "key"),), "v_proj_weight": ((2, "value"),)}
+
+def _is_hf_conv1d(module: nn.Module) -> bool:
+    """transformers' ``Conv1D`` (GPT-2's projections), recognised without importing transformers."""
+    cls = type(module)
+    weight = module._parameters.get("weight") if "weight" in module._parameters else \
+        getattr(getattr(module, "parametrizations", None), "weight", None)
+    return any(c.__name__ == "Conv1D" and c.__module__.startswith("transformers") for c in cls.__mro__) \
+        and isinstance(getattr(module, "nf", None), int) and weight is not None
+
 
 #: the registered weight kinds (``register_weight_kind`` adds to it), consulted in order.
 WEIGHT_KINDS: list[WeightKind] = [
@@ -59,6 +77,7 @@ WEIGHT_KINDS: list[WeightKind] = [
     WeightKind(nn.EmbeddingBag, lambda m: ("weight",), lambda name: None),
     WeightKind(nn.modules.conv._ConvNd, lambda m: ("weight",), lambda name: _FIRST_ARG),
     WeightKind(nn.Linear, lambda m: ("weight",), lambda name: _FIRST_ARG),
+    WeightKind(nn.Module, lambda m: ("weight",), lambda name: _FIRST_ARG, _is_hf_conv1d),
 ]
 
 
@@ -88,6 +107,6 @@ def register_weight_kind(module_type: type, params: Callable[[nn.Module], tuple[
 def kind_of(module: nn.Module) -> WeightKind | None:
     """The first registered kind that ``module`` is an instance of, or None."""
     for kind in WEIGHT_KINDS:
-        if isinstance(module, kind.module_type):
+        if kind.matches(module):
             return kind
     return None

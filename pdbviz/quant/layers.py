@@ -9,8 +9,10 @@ pre-hook on the owner quantizes that input too. At full precision a weight
 with no input bits is left unparametrized, so the float model is untouched.
 
 In eval mode, with autograd off, the quantized weight is computed once and
-reused until the weight changes (an optimizer step, ``load_state_dict``) or the
-spec changes; never while tracing, compiling or exporting.
+reused while the float weight holds the same values (compared element by
+element on every call, which costs a read of the weight: a version counter
+would miss a write through ``.data``) and the spec is the same; never while
+tracing, compiling or exporting.
 
 ``QuantConv2d`` and ``QuantLinear`` are conveniences: the float layers with a
 ``WeightQuant`` on their weight.
@@ -30,7 +32,7 @@ from .schedule import BitSpec
 
 
 def _tracing() -> bool:
-    from .discovery import discovering
+    from .forward_trace import discovering
 
     return bool(torch.jit.is_tracing() or torch.compiler.is_compiling() or discovering())
 
@@ -50,7 +52,10 @@ class WeightQuant(nn.Module):
         self.set_spec(spec)
 
     def set_spec(self, spec: BitSpec) -> None:
-        """Change the bit-widths in place (quantizers with learned state are rebuilt)."""
+        """Change the bit-widths in place (quantizers with learned state are rebuilt).
+
+        The owners' input hooks follow with ``sync_input_hook`` (``quantize`` calls it).
+        """
         if not isinstance(spec, BitSpec):
             raise TypeError(f"spec must be a BitSpec, got {type(spec).__name__}")
         if spec.a_bits != FULL_PRECISION and self.inputs is None:
@@ -64,19 +69,19 @@ class WeightQuant(nn.Module):
         self._pin: tuple | None = None
 
     def _key(self, w: torch.Tensor) -> tuple:
-        return (w.data_ptr(), w._version, w.device, w.dtype, id(self.weight_quantizer))
+        return (w.shape, w.device, w.dtype, id(self.weight_quantizer))
 
     def _pinned(self, w: torch.Tensor) -> torch.Tensor | None:
         """The stored values while the weight they were loaded for is unchanged (see ``pin``), else None."""
         if self._pin is None:
             return None
-        originals, versions, values = self._pin
-        if tuple(o._version for o in originals) != versions or w.shape != values.shape:
-            self._pin = None  # an optimizer step, load_state_dict or an assignment changed the weight
+        originals, snapshots, values = self._pin
+        if w.shape != values.shape or not _unchanged(originals, snapshots):
+            self._pin = None  # an optimizer step, load_state_dict, an assignment or a .data write changed it
             return None
         if values.device != w.device or values.dtype != w.dtype:
             values = values.to(w.device, w.dtype)
-            self._pin = (originals, versions, values)
+            self._pin = (originals, snapshots, values)
         return values
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
@@ -94,10 +99,10 @@ class WeightQuant(nn.Module):
         if pinned is not None:
             return pinned
         key = self._key(w)
-        if self._cache is None or self._cache[0] != key:
+        if self._cache is None or self._cache[0] != key or not torch.equal(self._cache[1], w):
             with torch.no_grad():
-                self._cache = (key, q(w))
-        return self._cache[1]
+                self._cache = (key, w.detach().clone(), q(w))
+        return self._cache[2]
 
     def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
         """Identity: registering keeps the float weight as it is (loading sets a latent weight itself)."""
@@ -115,8 +120,18 @@ class WeightQuant(nn.Module):
         still the quantizer's own), until an optimizer step, ``load_state_dict``
         or an assignment changes the weight. Deep copies keep it.
         """
-        self._pin = (tuple(originals), tuple(o._version for o in originals),
+        self._pin = (tuple(originals), tuple(o.detach().clone() for o in originals),
                      wq.to(originals[0].device, originals[0].dtype))
+
+    def held_values(self) -> tuple[torch.Tensor, ...]:
+        """Tensors computed earlier from the weight that ``forward`` reads: its eval cache and pinned values, and
+        the copies of the float weight they are checked against."""
+        held = []
+        if self._cache is not None:
+            held.extend(self._cache[1:])
+        if self._pin is not None:
+            held.extend((*self._pin[1], self._pin[2]))
+        return tuple(held)
 
     def input_hook(self, module: nn.Module, args: tuple, kwargs: dict):
         """Forward pre-hook of the owner: quantize the arguments this weight multiplies."""
@@ -141,14 +156,20 @@ class WeightQuant(nn.Module):
         memo[id(self)] = new
         for key, value in self.__dict__.items():
             new.__dict__[key] = None if key in ("_cache", "_pin") else copy.deepcopy(value, memo)
-        if self._pin is not None and tuple(o._version for o in self._pin[0]) == self._pin[1]:
+        if self._pin is not None and _unchanged(*self._pin[:2]):
             originals = tuple(copy.deepcopy(o, memo) for o in self._pin[0])  # the copy's own stored tensors
-            new._pin = (originals, tuple(o._version for o in originals), self._pin[2].clone())
+            new._pin = (originals, tuple(o.detach().clone() for o in originals), self._pin[2].clone())
         return new
 
     def extra_repr(self) -> str:
         s = self.spec
         return f"w_bits={s.w_bits}, a_bits={s.a_bits}, weight_mode={s.weight_mode}"
+
+
+def _unchanged(tensors: tuple[torch.Tensor, ...], snapshots: tuple[torch.Tensor, ...]) -> bool:
+    """True when each tensor still holds its snapshot's values (compared, not versioned: a ``.data`` write
+    changes no version counter)."""
+    return all(t.shape == s.shape and torch.equal(t.detach(), s) for t, s in zip(tensors, snapshots))
 
 
 def _quantized(x, q, done: dict):
@@ -192,8 +213,27 @@ def attach(module: nn.Module, pname: str, wq: WeightQuant) -> None:
     """Register ``wq`` on ``module.<pname>`` (after any parametrization already there) and its input hook."""
     _own_class(module)
     parametrize.register_parametrization(module, pname, wq, unsafe=True)
-    if wq.inputs:
+    sync_input_hook(module, wq)
+
+
+def sync_input_hook(module: nn.Module, wq: WeightQuant) -> None:
+    """Give ``module`` the forward pre-hook of ``wq`` exactly when ``wq`` quantizes an input.
+
+    Without input bits there is no hook at all, so torch's fused paths that a
+    hook disables (``nn.TransformerEncoderLayer``'s fast path in eval) stay.
+    Call it after changing a ``WeightQuant``'s spec (``quantize`` and the
+    layers' ``set_spec`` do).
+    """
+    _remove_input_hook(module, wq)
+    if wq.inputs and wq.input_quantizer is not None:
         module.register_forward_pre_hook(wq.input_hook, with_kwargs=True)
+
+
+def _remove_input_hook(module: nn.Module, wq: WeightQuant) -> None:
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if getattr(hook, "__self__", None) is wq:
+            del module._forward_pre_hooks[key]
+            module._forward_pre_hooks_with_kwargs.pop(key, None)
 
 
 def detach(module: nn.Module, pname: str, value: torch.Tensor | None = None) -> None:
@@ -206,10 +246,7 @@ def detach(module: nn.Module, pname: str, value: torch.Tensor | None = None) -> 
     wq = weight_quant(module, pname)
     if wq is None:
         return
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if getattr(hook, "__self__", None) is wq:
-            del module._forward_pre_hooks[key]
-            module._forward_pre_hooks_with_kwargs.pop(key, None)
+    _remove_input_hook(module, wq)
     _own_class(module)
     plist = module.parametrizations[pname]
     kept = [p for p in plist if p is not wq]
@@ -238,7 +275,9 @@ class _QuantLayer:
 
     def set_spec(self, spec: BitSpec) -> None:
         """Change the layer's bit-widths in place."""
-        weight_quant(self).set_spec(spec)
+        wq = weight_quant(self)
+        wq.set_spec(spec)
+        sync_input_hook(self, wq)
 
     def quantized_weight(self) -> torch.Tensor:
         """The weight the forward pass uses (the float weight at 32 bits)."""

@@ -17,6 +17,7 @@ from torch import nn
 
 from .convert import effective_schedule, layer_specs
 from .discovery import FloatTensor, discover
+from .packing import FRAMING_BYTES, packed_size
 from .quantizers import FULL_PRECISION
 from .schedule import BitSchedule
 
@@ -36,7 +37,11 @@ class MemorySummary:
         weight_params: number of values in quantizable weights.
         other_params: values of every other parameter and buffer.
         other_kib: their memory at their own dtypes.
-        total_kib: ``quantized_weight_kib + other_kib``, what a packed file stores.
+        total_kib: the size of the packed file (``save_packed``): exactly, header and
+            checksum included, for a model as quantized (``file_bytes``); for a
+            schedule applied hypothetically, its payload (each quantized weight's
+            codes rounded up to whole bytes) plus the fixed framing, without the
+            header (a few hundred bytes, compressed JSON).
         float32_total_kib: the float model: its weights (as stored: a weight_norm
             weight as its two tensors) at 32 bits, everything else at its dtype.
         compression_total: ``float32_total_kib / total_kib``, end to end.
@@ -46,6 +51,7 @@ class MemorySummary:
         bops: bit operations per sample, ``sum(MACs * w_bits * a_bits)`` (NaN when unknown).
         float32_bops: the same at 32 x 32 bits.
         left_float: every tensor stored as float, with the reason.
+        file_bytes: the exact size of ``save_packed``'s file, or None for a hypothetical schedule.
     """
 
     quantized_weight_kib: float
@@ -64,6 +70,7 @@ class MemorySummary:
     bops: float
     float32_bops: float
     left_float: tuple[FloatTensor, ...] = ()
+    file_bytes: int | None = None
 
     def to_dict(self) -> dict:
         """The summary as a JSON-ready dict."""
@@ -197,7 +204,18 @@ def memory_report(model: nn.Module, schedule: BitSchedule | str | None = None, e
     all_params = sum(stored.values()) + sum(f.numel for f in layout.floats if f.reason != "buffer")
     quantized = sum(stored[n] for n, b in zip(table.layer, table.w_bits) if b != FULL_PRECISION)
     macs = float(table.macs.sum(skipna=False)) if len(table) else 0.0
-    total_kib = q_kib + other_kib
+    file_bytes = None
+    if schedule is None:
+        try:
+            file_bytes = packed_size(model)
+        except TypeError:  # a tensor of a dtype the packed format does not store: the estimate below
+            file_bytes = None
+    if file_bytes is not None:
+        total_kib = file_bytes / 1024
+    else:
+        payload = sum(math.ceil(e.numel * specs[e.name].w_bits / 8) if specs[e.name].w_bits != FULL_PRECISION
+                      else e.stored * 4 for e in layout.entries) + other_bits // 8
+        total_kib = (payload + FRAMING_BYTES) / 1024
     summary = MemorySummary(
         quantized_weight_kib=q_kib, float32_weight_kib=f_kib,
         compression=f_kib / q_kib if q_kib else math.nan,
@@ -209,7 +227,7 @@ def memory_report(model: nn.Module, schedule: BitSchedule | str | None = None, e
         else math.nan,
         coverage=quantized / all_params if all_params else 0.0,
         macs=macs, bops=float(table.bops.sum(skipna=False)) if len(table) else 0.0, float32_bops=macs * 32 * 32,
-        left_float=tuple(floats),
+        left_float=tuple(floats), file_bytes=file_bytes,
     )
     return MemoryReport(table, summary)
 

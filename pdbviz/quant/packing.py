@@ -23,7 +23,6 @@ unpickled on loading.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import struct
@@ -37,7 +36,7 @@ from torch import nn
 from .._io import atomic_write
 from .._version import __version__
 from .convert import _original as _float_weight
-from .convert import quantize, schedule_of
+from .convert import copy_model, quantize, schedule_of
 from .discovery import discover
 from .layers import weight_quant
 from .protocol import model_info
@@ -47,6 +46,8 @@ MAGIC = b"PDBVIZPK"
 PACKED_FORMAT_VERSION = 2
 _PREFIX = struct.Struct("<8sHI")
 _CRC = struct.Struct("<I")
+#: bytes of a packed file besides its header and payload: magic, version, header length, checksum
+FRAMING_BYTES = _PREFIX.size + _CRC.size
 _DTYPES = {
     str(d).removeprefix("torch."): d
     for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
@@ -101,6 +102,24 @@ def save_packed(model: nn.Module, path: str | os.PathLike) -> Path:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     path = Path(path)
+    data = _serialize(model)
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def packed_size(model: nn.Module) -> int:
+    """The size in bytes of the file ``save_packed(model, ...)`` writes (header and checksum included).
+
+    Example:
+        >>> packed_size(quantize(nn.Sequential(nn.Linear(64, 10)), "2")) > (640 * 2 + 10 * 32) // 8
+        True
+    """
+    return len(_serialize(model))
+
+
+def _serialize(model: nn.Module) -> bytes:
+    """The packed file's bytes."""
     schedule = schedule_of(model)
     entries, chunks, offset, stored = [], [], 0, set()
 
@@ -151,10 +170,7 @@ def save_packed(model: nn.Module, path: str | os.PathLike) -> Path:
     }
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode("utf-8"), 9)
     body = _PREFIX.pack(MAGIC, PACKED_FORMAT_VERSION, len(head)) + head + b"".join(chunks)
-    with atomic_write(path, "wb") as fh:
-        fh.write(body)
-        fh.write(_CRC.pack(zlib.crc32(body)))
-    return path
+    return body + _CRC.pack(zlib.crc32(body))
 
 
 def read_packed_header(path: str | os.PathLike) -> tuple[dict, bytes]:
@@ -201,7 +217,7 @@ def load_packed(path: str | os.PathLike, model: nn.Module) -> nn.Module:
     header, payload = read_packed_header(path)
     schedule = BitSchedule.from_dict(header["schedule"]) if header.get("schedule") else None
     try:
-        new = quantize(model, schedule) if schedule is not None else copy.deepcopy(model)
+        new = quantize(model, schedule) if schedule is not None else copy_model(model)
     except ValueError as err:
         raise ValueError(f"{path} was written for another model: {err}") from None
     state = new.state_dict()

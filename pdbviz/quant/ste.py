@@ -7,6 +7,28 @@ neurons", and DoReFa-Net (Zhou et al., 2016, arXiv 1606.06160).
 
 The backward passes use no in-place indexing and no data-dependent Python
 branches, so that ``torch.compile`` can trace a training step through them.
+
+Conventions, the same in every Function here:
+
+- **ties**: ``round`` is ``torch.round``, round half to even
+  (``round(0.5) = 0``, ``round(1.5) = 2``); ``sign(0) = +1``; the arg-max of
+  ``|tanh(w)|`` in ``DoReFaWeightSTE`` is the first largest element in
+  row-major order (``argmax``'s rule), and only it receives the gradient of
+  the maximum.
+- **clip boundaries**: the clip is closed, ``lo <= x <= hi`` counts as
+  inside, so the gradient passes at ``x = lo`` and ``x = hi`` exactly
+  (``clamp``'s own subgradient there is 1) and is zero strictly outside.
+- **rounding**: straight-through (identity) wherever the gradient passes.
+
+``torch.compile`` gives the same gradients as eager (within float32
+rounding; ``tests/test_compile.py`` checks every weight and input mode
+against eager and a float64 run). Where a training step's gradient changes by
+more than that between the two, the cause is upstream of these Functions: a
+compiled kernel's float32 result differs from eager's by rounding (a
+convolution's sum in another order), and a discrete decision downstream
+(a max-pool's arg-max among near-equal values, ``ReLU`` at 0, a rounding at
+exactly half a step) goes the other way on inputs with few distinct values;
+each of those is a valid subgradient.
 """
 
 from __future__ import annotations
@@ -15,7 +37,7 @@ import torch
 
 
 class RoundSTE(torch.autograd.Function):
-    """``round(x * n) / n`` forward; identity gradient backward."""
+    """``round(x * n) / n`` forward (ties to even); identity gradient backward."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, n: float) -> torch.Tensor:  # type: ignore[override]
@@ -27,10 +49,11 @@ class RoundSTE(torch.autograd.Function):
 
 
 class ClippedRoundSTE(torch.autograd.Function):
-    """``round(clip(x, 0, 1) * n) / n`` forward.
+    """``round(clip(x, 0, 1) * n) / n`` forward (ties to even).
 
-    Backward passes the gradient where ``0 <= x <= 1`` and zeroes it outside,
-    the gradient of the clip itself (DoReFa activations).
+    Backward passes the gradient where ``0 <= x <= 1`` (both ends included)
+    and zeroes it outside, the gradient of the clip itself (DoReFa
+    activations).
     """
 
     @staticmethod
@@ -46,7 +69,8 @@ class ClippedRoundSTE(torch.autograd.Function):
 
 
 class ClipRoundSTE(torch.autograd.Function):
-    """``round(clip(x, lo, hi))`` forward (integers); backward passes the gradient where ``lo <= x <= hi``.
+    """``round(clip(x, lo, hi))`` forward (integers, ties to even); backward passes the gradient where
+    ``lo <= x <= hi`` (both ends included) and zeroes it outside.
 
     The symmetric and LSQ weight quantizers and the PACT input quantizer scale
     these integers by their step, so the quantized values are exactly
@@ -94,15 +118,17 @@ class DoReFaWeightSTE(torch.autograd.Function):
     ``dL/dt = g / m``, plus ``-sum(g t) / m^2 * sign(t_j)`` at the arg-max
     ``j``; then ``dL/dw = dL/dt (1 - t^2)``. For an all-zero tensor (``m``
     below ``eps``) there is no scale to differentiate and the gradient passes
-    straight through ``tanh``.
+    straight through ``tanh``. Ties: ``round`` half to even; of several
+    elements with the largest ``|t|``, the first (``argmax``) carries the
+    gradient of ``m``.
     """
 
     @staticmethod
     def forward(ctx, w: torch.Tensor, n: float, eps: float) -> torch.Tensor:  # type: ignore[override]
         t = torch.tanh(w)
-        flat = t.reshape(-1)
-        j = flat.abs().argmax()
-        peak = flat[j].abs()
+        magnitude = t.reshape(-1).abs()
+        j = magnitude.argmax()
+        peak = magnitude.amax()  # the value at j, without indexing by a tensor (no data-dependent scalar to compile)
         m = peak.clamp_min(eps)
         ctx.save_for_backward(t, m, j, peak)
         ctx.eps = eps
