@@ -1,6 +1,6 @@
 """The ``pdbviz`` command: one module per group of subcommands.
 
-``models`` (memory, export), ``runs`` (demo, compare, sweep), ``analysis``
+``models`` (memory, export), ``audit``, ``runs`` (demo, compare, sweep), ``analysis``
 (allocate, analyze) and ``lab``; ``common`` holds the parser, its help layout
 (no word cut across lines), the argument types and the report printout.
 """
@@ -20,13 +20,13 @@ def build_parser() -> Parser:
         ['float', '8-4-2-1']
     """
     from .._version import __version__
-    from . import analysis, lab, models, runs
+    from . import analysis, audit, lab, models, runs
 
     p = Parser(prog="pdbviz", description="Explore mixed-precision quantized networks with progressively "
                                           "decreasing bitwidth.")
     p.add_argument("--version", action="version", version=f"pdbviz {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, help="the command to run")
-    for group in (models, runs, analysis, lab):
+    for group in (models, audit, runs, analysis, lab):
         group.add_parsers(sub)
     return p
 

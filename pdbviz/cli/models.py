@@ -7,19 +7,25 @@ from pathlib import Path
 from .common import positive_float, positive_int
 
 
-def _cmd_memory(args) -> int:
+def named_model(name: str, input_shape, num_classes: int):
+    """A pdbviz zoo model or a torchvision classification model, by name (random weights)."""
     import torchvision
 
     import pdbviz
     from ..models import MODELS
 
-    if args.model in MODELS:
-        model = pdbviz.build_model(args.model, tuple(args.input_shape), args.num_classes)
-    elif args.model in torchvision.models.list_models(module=torchvision.models):
-        model = torchvision.models.get_model(args.model, num_classes=args.num_classes)
-    else:
-        raise ValueError(f"unknown --model {args.model!r}; use one of {', '.join(MODELS)} or a torchvision "
-                         "classification model such as resnet18")
+    if name in MODELS:
+        return pdbviz.build_model(name, tuple(input_shape), num_classes)
+    if name in torchvision.models.list_models(module=torchvision.models):
+        return torchvision.models.get_model(name, num_classes=num_classes)
+    raise ValueError(f"unknown --model {name!r}; use one of {', '.join(MODELS)} or a torchvision "
+                     "classification model such as resnet18")
+
+
+def _cmd_memory(args) -> int:
+    import pdbviz
+
+    model = named_model(args.model, args.input_shape, args.num_classes)
     q = pdbviz.quantize(model, args.schedule)
     report = pdbviz.memory_report(q)
     s = report.summary
