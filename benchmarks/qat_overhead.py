@@ -1,6 +1,7 @@
 """Cost of quantization-aware training against float-32, pdbviz beside its peers, on two nets.
 
 Run: python benchmarks/qat_overhead.py [--nets lenet resnet20] [--rounds 7] [--steps 10] [--no-compile]
+     [--only W4A4 float ...]
 
 Nets: pdbviz's "lenet" on 1x28x28 inputs, batch 128; and "resnet20" on
 3x32x32, batch 64. Adam. Variants are interleaved round by round so that the
@@ -14,7 +15,11 @@ default x86 qconfig), Brevitas W4A4 (weights 4 bits, inputs 4 bits; ``pip
 install -e .[bench]``), and a naive DoReFa W4A4 written with the usual
 ``x + (q - x).detach()`` straight-through trick. Compiled rows
 (``torch.compile(..., dynamic=False)`` of the training step and of the
-evaluation forward) show what the compiler adds on top.
+evaluation forward) show what the compiler adds on top. "pdbviz W4A4, mask
+inputs" computes DoReFa inputs as pdbviz did before its fused backward (a
+boolean mask saved forward, multiplied into the gradient backward), so the two
+are compared in the same run. ``--only`` keeps the variants whose names
+contain one of the given words (float-32 always stays: it is the baseline).
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import pdbviz
+from pdbviz.quant import register_activation_quantizer
+from pdbviz.quant.quantizers import DoReFaActivation
+from pdbviz.quant.ste import clipped_round_ste
 
 NETS = {"lenet": ((1, 28, 28), 128), "resnet20": ((3, 32, 32), 64)}
 CLASSES = 10
@@ -37,6 +45,19 @@ CLASSES = 10
 
 def build(net: str) -> nn.Module:
     return pdbviz.build_model(net, NETS[net][0], CLASSES, seed=0)
+
+
+@register_activation_quantizer
+class MaskDoReFaInputs(DoReFaActivation):
+    """DoReFa inputs with a boolean mask saved forward and multiplied into the gradient backward."""
+
+    name, label = "dorefa-mask", "DoReFa (mask)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = float(2**self.bits - 1)
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            return x.clamp(0.0, 1.0).mul_(n).round_().div_(n)
+        return clipped_round_ste(x, n)
 
 
 # -- peers ---------------------------------------------------------------------
@@ -130,6 +151,9 @@ def variants(net: str, compiled: bool) -> dict[str, nn.Module]:
     out = {
         "float-32": build(net),
         "pdbviz W4A4": pdbviz.quantize(build(net), "4/4"),
+        "pdbviz W4A4, mask inputs": pdbviz.quantize(
+            build(net), pdbviz.BitSchedule.uniform(build(net), 4, 4, act_mode="dorefa-mask")),
+        "pdbviz W4A4 PACT": pdbviz.quantize(build(net), pdbviz.BitSchedule.uniform(build(net), 4, 4, act_mode="pact")),
         "pdbviz 8-4-2-1": pdbviz.quantize(build(net), "8-4-2-1"),
         "pdbviz 8-4-2-1/8-4-2-1": pdbviz.quantize(build(net), "8-4-2-1/8-4-2-1"),
         "pdbviz W1A1": pdbviz.quantize(build(net), "1/1"),
@@ -172,12 +196,13 @@ def timed(step, train: bool, model: nn.Module, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def run(net: str, rounds: int, steps: int, compiled: bool) -> None:
+def run(net: str, rounds: int, steps: int, compiled: bool, only=None) -> None:
     shape, batch = NETS[net]
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *shape, generator=g)
     y = torch.randint(0, CLASSES, (batch,), generator=g)
-    models = variants(net, compiled)
+    models = {k: m for k, m in variants(net, compiled).items()
+              if k == "float-32" or not only or any(w in k for w in only)}
     stepfns = {k: make_steps(k, m, x, y) for k, m in models.items()}
     for k, m in models.items():  # warm-up (and compilation)
         timed(stepfns[k][0], True, m, 3)
@@ -206,10 +231,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    ap.add_argument("--only", nargs="+", default=None, help="keep the variants whose names contain one of these")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for net in args.nets:
-        run(net, args.rounds, args.steps, not args.no_compile)
+        run(net, args.rounds, args.steps, not args.no_compile, args.only)
 
 
 if __name__ == "__main__":
