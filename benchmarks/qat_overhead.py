@@ -1,6 +1,7 @@
 """Cost of quantization-aware training against float-32, pdbviz beside its peers, on two nets.
 
 Run: python benchmarks/qat_overhead.py [--nets lenet resnet20] [--rounds 7] [--steps 10] [--no-compile]
+     [--only W4A4 float ...] [--clock cpu]
 
 Nets: pdbviz's "lenet" on 1x28x28 inputs, batch 128; and "resnet20" on
 3x32x32, batch 64. Adam. Variants are interleaved round by round so that the
@@ -14,7 +15,14 @@ default x86 qconfig), Brevitas W4A4 (weights 4 bits, inputs 4 bits; ``pip
 install -e .[bench]``), and a naive DoReFa W4A4 written with the usual
 ``x + (q - x).detach()`` straight-through trick. Compiled rows
 (``torch.compile(..., dynamic=False)`` of the training step and of the
-evaluation forward) show what the compiler adds on top.
+evaluation forward) show what the compiler adds on top. "pdbviz W4A4, mask
+inputs" computes DoReFa inputs as pdbviz did before its fused backward (a
+boolean mask saved forward, multiplied into the gradient backward), so the two
+are compared in the same run. ``--only`` keeps the variants whose names
+contain one of the given words (float-32 always stays: it is the baseline).
+``--clock cpu`` times the process's CPU time (``time.process_time``) instead
+of the wall clock: with one thread on a machine that other jobs share, waiting
+for a core is then not counted.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import pdbviz
+from pdbviz.quant import activation_quantizer, register_activation_quantizer
+from pdbviz.quant.quantizers import DoReFaActivation
+from pdbviz.quant.ste import clipped_round_ste
 
 NETS = {"lenet": ((1, 28, 28), 128), "resnet20": ((3, 32, 32), 64)}
 CLASSES = 10
@@ -37,6 +48,19 @@ CLASSES = 10
 
 def build(net: str) -> nn.Module:
     return pdbviz.build_model(net, NETS[net][0], CLASSES, seed=0)
+
+
+@register_activation_quantizer
+class MaskDoReFaInputs(DoReFaActivation):
+    """DoReFa inputs with a boolean mask saved forward and multiplied into the gradient backward."""
+
+    name, label = "dorefa-mask", "DoReFa (mask)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = float(2**self.bits - 1)
+        if not (x.requires_grad and torch.is_grad_enabled()):
+            return x.clamp(0.0, 1.0).mul_(n).round_().div_(n)
+        return clipped_round_ste(x, n)
 
 
 # -- peers ---------------------------------------------------------------------
@@ -130,6 +154,9 @@ def variants(net: str, compiled: bool) -> dict[str, nn.Module]:
     out = {
         "float-32": build(net),
         "pdbviz W4A4": pdbviz.quantize(build(net), "4/4"),
+        "pdbviz W4A4, mask inputs": pdbviz.quantize(
+            build(net), pdbviz.BitSchedule.uniform(build(net), 4, 4, act_mode="dorefa-mask")),
+        "pdbviz W4A4 PACT": pdbviz.quantize(build(net), pdbviz.BitSchedule.uniform(build(net), 4, 4, act_mode="pact")),
         "pdbviz 8-4-2-1": pdbviz.quantize(build(net), "8-4-2-1"),
         "pdbviz 8-4-2-1/8-4-2-1": pdbviz.quantize(build(net), "8-4-2-1/8-4-2-1"),
         "pdbviz W1A1": pdbviz.quantize(build(net), "1/1"),
@@ -164,20 +191,24 @@ def make_steps(name: str, model: nn.Module, x, y):
     return train_step, eval_step
 
 
+CLOCK = time.perf_counter
+
+
 def timed(step, train: bool, model: nn.Module, steps: int) -> float:
     model.train(train)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(steps):
         step()
-    return (time.perf_counter() - t0) / steps
+    return (CLOCK() - t0) / steps
 
 
-def run(net: str, rounds: int, steps: int, compiled: bool) -> None:
+def run(net: str, rounds: int, steps: int, compiled: bool, only=None) -> None:
     shape, batch = NETS[net]
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *shape, generator=g)
     y = torch.randint(0, CLASSES, (batch,), generator=g)
-    models = variants(net, compiled)
+    models = {k: m for k, m in variants(net, compiled).items()
+              if k == "float-32" or not only or any(w in k for w in only)}
     stepfns = {k: make_steps(k, m, x, y) for k, m in models.items()}
     for k, m in models.items():  # warm-up (and compilation)
         timed(stepfns[k][0], True, m, 3)
@@ -190,13 +221,33 @@ def run(net: str, rounds: int, steps: int, compiled: bool) -> None:
             evals[k].append(timed(stepfns[k][1], False, m, steps))
     base_t, base_e = statistics.median(train["float-32"]), statistics.median(evals["float-32"])
     print(f"\n{net}: input {shape}, batch {batch}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{rounds} interleaved rounds x {steps} steps")
+          f"{rounds} interleaved rounds x {steps} steps, {'CPU time' if CLOCK is time.process_time else 'wall clock'}")
     print(f"{'variant':<26}{'train ms median (min-max)':>28}{'ratio':>8}{'eval ms median (min-max)':>28}{'ratio':>8}")
     for k in models:
         t, e = train[k], evals[k]
         print(f"{k:<26}{1000 * statistics.median(t):>12.2f} ({1000 * min(t):.2f}-{1000 * max(t):.2f})"
               f"{statistics.median(t) / base_t:>8.2f}x{1000 * statistics.median(e):>12.2f} "
               f"({1000 * min(e):.2f}-{1000 * max(e):.2f}){statistics.median(e) / base_e:>8.2f}x")
+
+
+def op_timing(rounds: int) -> None:
+    """The DoReFa input quantizer alone, forward and backward on one ResNet-20 activation: mask-saving against
+    pdbviz's, interleaved."""
+    x0 = torch.randn(64, 16, 32, 32, generator=torch.Generator().manual_seed(0))
+    g = torch.randn_like(x0)
+    cases = {"mask inputs": MaskDoReFaInputs(4), "pdbviz": activation_quantizer("dorefa")(4)}
+    res = {k: [] for k in cases}
+    for _ in range(rounds):
+        for k, q in cases.items():
+            x = x0.clone().requires_grad_()
+            t0 = CLOCK()
+            q(x).backward(g)
+            res[k].append(CLOCK() - t0)
+    base = statistics.median(res["mask inputs"])
+    print(f"\nDoReFa 4-bit inputs alone, forward + backward, {tuple(x0.shape)}, {rounds} interleaved rounds")
+    for k, v in res.items():
+        print(f"{k:<26}{1000 * statistics.median(v):>12.2f} ({1000 * min(v):.2f}-{1000 * max(v):.2f})"
+              f"{statistics.median(v) / base:>8.2f}x")
 
 
 def main() -> None:
@@ -206,10 +257,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    ap.add_argument("--only", nargs="+", default=None, help="keep the variants whose names contain one of these")
+    ap.add_argument("--op", action="store_true", help="also time the input quantizer alone")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall clock or the process's CPU time")
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
+    if args.op:
+        op_timing(20 * args.rounds)
     for net in args.nets:
-        run(net, args.rounds, args.steps, not args.no_compile)
+        run(net, args.rounds, args.steps, not args.no_compile, args.only)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 #: learning-rate schedules ``fit`` accepts by name.
 LR_SCHEDULES = ("cosine", "constant")
+#: numeric precisions ``fit`` accepts: float32, or bfloat16 autocast (``torch.autocast``).
+PRECISIONS = ("fp32", "bf16")
 
 
 class DivergenceError(FloatingPointError):
@@ -177,10 +179,71 @@ class _Plan:
     autocast: object
     scaler: object
     num_workers: int
+    train: object  # the training split, or its copy on the device (``_ResidentSplit``)
+    test: object
+    channels_last: bool
+
+
+class _ResidentSplit:
+    """An in-memory split copied to the training device once: batches are sliced there, no per-batch copies.
+
+    Batches come in the same order as ``Split.batches`` gives them for the same generator.
+    """
+
+    in_memory = True
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor):
+        self.X, self.y = X, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def n_batches(self, batch_size: int) -> int:
+        return -(-len(self.y) // batch_size)
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, device=None, num_workers: int = 0,
+                generator: torch.Generator | None = None):
+        gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+        n = len(self.y)
+        order = torch.randperm(n, generator=gen).to(self.y.device) if shuffle else None
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size] if order is not None else slice(i, i + batch_size)
+            yield self.X[idx], self.y[idx]
+
+
+def _on_device(split, device: torch.device):
+    """``split`` as ``fit`` reads it on ``device``: in-memory tensors are moved there once (if they fit),
+    anything else is streamed batch by batch (pinned memory, non-blocking copies on CUDA)."""
+    if split is None or not split.in_memory or (split.X.device == device and split.y.device == device):
+        return split
+    try:
+        return _ResidentSplit(split.X.to(device), split.y.to(device))
+    except torch.OutOfMemoryError:
+        log.warning("the %s samples do not fit on %s; they are copied there batch by batch", len(split), device)
+        return split
+
+
+def _autocast(precision, amp, dev: torch.device):
+    """The autocast context factory and gradient scaler for ``precision`` and ``amp`` (None, None: float32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if not isinstance(amp, bool):
+        raise ValueError(f"amp must be True or False, got {amp!r}")
+    if precision == "bf16":
+        if amp:
+            raise ValueError("amp=True and precision='bf16' both ask for autocast; pass only one of them")
+        if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"precision='bf16' needs a device with bfloat16 support; {dev} has none")
+        return (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)), None
+    if not amp:
+        return None, None
+    dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(dev.type) if dev.type == "cuda" else None
+    return (lambda: torch.autocast(dev.type, dtype=dtype)), scaler
 
 
 def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callbacks, weight_decay, lr_schedule,
-             augment, output, loss, amp, num_workers) -> _Plan:
+             augment, output, loss, amp, num_workers, precision="fp32", channels_last=False) -> _Plan:
     """Check every argument and the data against the model once; build the optimizer and the lr schedule."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -202,8 +265,13 @@ def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callb
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks must be pdbviz.Callback objects, got {type(cb).__name__}")
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"channels_last must be True or False, got {channels_last!r}")
     dev = resolve_device(device)
+    autocast, scaler = _autocast(precision, amp, dev)
     model.to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     n_out = check_model_fits(model, data, "train", output)
     if data.test is not None:
         check_model_fits(model, data, "test", output)
@@ -212,20 +280,16 @@ def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callb
     n_batches = data.train.n_batches(batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * n_batches) \
         if lr_schedule == "cosine" else None
-    autocast = scaler = None
-    if amp:
-        dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
-        autocast = lambda: torch.autocast(dev.type, dtype=dtype)  # noqa: E731
-        scaler = torch.amp.GradScaler(dev.type) if dev.type == "cuda" else None
     return _Plan(model, data, dev, opt, sched, batch_size, n_batches, n_out, aug,
-                 torch.Generator().manual_seed(seed), list(callbacks), output, loss, autocast, scaler, num_workers)
+                 torch.Generator().manual_seed(seed), list(callbacks), output, loss, autocast, scaler, num_workers,
+                 _on_device(data.train, dev), _on_device(data.test, dev), channels_last)
 
 
 def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64,
         optimizer: str = "adam", seed: int = 0, device: str | torch.device = "auto",
         callbacks: Sequence[Callback] = (), progress: bool = True, weight_decay: float = 0.0,
         lr_schedule: str = "cosine", augment: str | None | bool = True, output: Output = None, loss: Loss = None,
-        amp: bool = False, num_workers: int = 0) -> History:
+        amp: bool = False, num_workers: int = 0, precision: str = "fp32", channels_last: bool = False) -> History:
     """Train ``model`` in place and return its ``History``.
 
     Args:
@@ -249,6 +313,15 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
         amp: automatic mixed precision (float16 with gradient scaling on CUDA,
             bfloat16 on CPU); weights are quantized in float32, the parameters' dtype.
         num_workers: DataLoader workers for a Dataset (pinned memory on CUDA).
+        precision: ``"fp32"`` (default) or ``"bf16"``: bfloat16 autocast on any
+            device, without gradient scaling (the quantizers then see
+            bfloat16 activations; weights are quantized in float32).
+        channels_last: store the model's 4-D weights and the image batches in
+            the channels-last memory format (faster convolutions on GPUs).
+
+    Tensors in memory are moved to the device once, before the first epoch;
+    a Dataset or DataLoader is copied batch by batch, from pinned memory and
+    without blocking on CUDA.
 
     A Ctrl-C (KeyboardInterrupt) or a callback's stop ends training after the
     current batch: the model is left in eval mode with its last weights, and
@@ -263,7 +336,7 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
         ['epoch', 'loss', 'train_acc']
     """
     plan = _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callbacks, weight_decay,
-                    lr_schedule, augment, output, loss, amp, num_workers)
+                    lr_schedule, augment, output, loss, amp, num_workers, precision, channels_last)
     history = History()
     state = TrainState(model, epochs, plan.n_batches, history)
     bar = _progress_bar(progress, epochs * plan.n_batches)
@@ -311,7 +384,7 @@ class _Tally:
 
 def _train_epoch(plan: _Plan, state: TrainState, tally: _Tally, bar) -> bool:
     """One pass over the training split; False when a stop cut it short."""
-    model, split = plan.model, plan.data.train
+    model, split = plan.model, plan.train
     model.train()
     streamed = not split.in_memory
     for b, (x, y) in enumerate(split.batches(plan.batch_size, shuffle=True, device=plan.device,
@@ -321,6 +394,8 @@ def _train_epoch(plan: _Plan, state: TrainState, tally: _Tally, bar) -> bool:
             if x.is_floating_point() and not torch.isfinite(x).all():
                 raise ValueError(f"training batch {b + 1} contains NaN or infinite inputs")
         xb = _augment(x, plan.augment, plan.generator)
+        if plan.channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         tally.lr = plan.optimizer.param_groups[0]["lr"]
         loss_value, correct = _step(plan, xb, y)
         if not math.isfinite(loss_value):
@@ -376,7 +451,7 @@ def _epoch_record(plan: _Plan, epoch: int, tally: _Tally, complete: bool) -> dic
     rec = {"epoch": epoch, "loss": tally.loss_sum / max(tally.seen, 1), "train_acc": tally.correct / max(tally.seen, 1),
            "test_loss": float("nan"), "test_acc": float("nan"), "lr": tally.lr, "seconds": seconds,
            "complete": complete}
-    if plan.data.test is not None:
-        ev = run_evaluation(plan.model, plan.data.test, 1024, plan.device, plan.n_out, plan.output, plan.loss)
+    if plan.test is not None:
+        ev = run_evaluation(plan.model, plan.test, 1024, plan.device, plan.n_out, plan.output, plan.loss)
         rec["test_loss"], rec["test_acc"] = ev["loss"], ev["accuracy"]
     return rec
