@@ -12,6 +12,9 @@ page-width figures (7 in, 300 dpi) into ``docs/images/``. Then every generated
 section of the README and the docs, the text between
 ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->``, is written
 again from those files; nothing in a generated section is typed by hand.
+A section named ``bench-NAME`` shows ``docs/results/benchmarks/NAME.md``, the
+committed output of a benchmark (``python benchmarks/NAME.py ... --markdown
+docs/results/benchmarks/NAME.md``: its command, the machine and its table).
 ``tests/test_docs.py`` fails when a section differs from what this script
 renders, and checks the README's table cell by cell against ``results.csv``.
 """
@@ -131,6 +134,16 @@ def render_claims(run: dict) -> str:
 
 
 RENDERERS = {"demo-summary": render_summary, "demo-table": render_table, "demo-claims": render_claims}
+#: a section named ``bench-NAME`` shows ``docs/results/benchmarks/NAME.md``, a benchmark's committed output
+BENCHMARKS = ROOT / "docs" / "results" / "benchmarks"
+
+
+def render_benchmark(name: str) -> str:
+    """The committed output of a benchmark (its command, the machine and its table), as written by it."""
+    path = BENCHMARKS / f"{name}.md"
+    if not path.is_file():
+        raise ValueError(f"generated section 'bench-{name}' has no committed output {path.relative_to(ROOT)}")
+    return path.read_text(encoding="utf-8")
 
 
 def sections(text: str) -> dict[str, str]:
@@ -142,6 +155,8 @@ def rewrite(text: str, run: dict) -> str:
     """``text`` with every generated section rendered again from ``run``; an unknown name is an error."""
     def one(m):
         name = m["name"]
+        if name.startswith("bench-"):
+            return m.group(1) + render_benchmark(name.removeprefix("bench-")) + m.group(4)
         if name not in RENDERERS:
             raise ValueError(f"unknown generated section {name!r}; known: {', '.join(RENDERERS)}")
         return m.group(1) + RENDERERS[name](run) + m.group(4)
