@@ -1,6 +1,7 @@
 """The house's layers hold in the import graph and at run time."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,3 +67,33 @@ def test_every_public_name_resolves():
     for name in pdbviz.__all__:
         assert getattr(pdbviz, name) is not None, name
     assert set(pdbviz.__all__) <= set(dir(pdbviz))
+
+
+def _contract_layers() -> list[set[str]]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (layers,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["id"] == "layers"]
+    return [{m.strip() for m in layer.split("|")} for layer in layers["layers"]]
+
+
+def _page_layers(text: str) -> list[set[str]]:
+    """The modules of each row of the table under "## Layers", top layer first."""
+    section = text.split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if re.match(r"\|\s*\d+\s*\|", line)]
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)), "layers are numbered 1, 2, ... from the top"
+    return [set(re.findall(r"`([\w.]+)`", r[1])) for r in rows]
+
+
+def test_the_architecture_page_lists_the_layers_of_the_contract():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert _page_layers(page) == _contract_layers()
+    diagram = page.split("```text\n", 1)[1].split("```", 1)[0]
+    drawn = [set(re.split(r"\s*\|\s*", line.strip().split(None, 1)[1]))
+             for line in diagram.splitlines() if line.strip()[:1].isdigit()]
+    assert drawn == _contract_layers()
+
+
+def test_the_page_check_notices_a_missing_module():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert _page_layers(page.replace("`_version`, ", "")) != _contract_layers()

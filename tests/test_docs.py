@@ -196,7 +196,8 @@ def test_user_guide_examples_print_what_the_page_shows(page, tmp_path, monkeypat
 
 def test_the_guide_covers_every_part_and_the_toctree_lists_each_page():
     index = (DOCS / "guide" / "index.md").read_text(encoding="utf-8")
-    parts = {"quantizers", "models", "data", "separability", "experiments", "widgets", "sweeps", "export", "lab"}
+    parts = {"quantizers", "models", "data", "separability", "experiments", "widgets", "sweeps", "export", "lab",
+             "extending"}
     assert {p.stem for p in GUIDE} - {"index"} == parts
     assert all(f"\n{p}\n" in index for p in parts)
 
