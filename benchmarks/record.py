@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -31,6 +32,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("name", help="the output's name: docs/results/benchmarks/NAME.md")
     parser.add_argument("--markdown", action="store_true", help="the benchmark prints Markdown: keep it as it is")
+    parser.add_argument("--summary", metavar="REGEX", default=None,
+                        help="also write NAME-summary.md with only the printed lines that match REGEX")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the benchmark's command line")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -50,10 +53,15 @@ def main(argv=None) -> int:
             f"(pdbviz {pdbviz.__version__}, torch {torch.__version__}, Python {platform.python_version()} on "
             f"{cpu_name()}, {os.cpu_count()} cores, load average {load:.1f} at the start, "
             f"{datetime.now(timezone.utc):%Y-%m-%d}):\n\n")
-    body = run.stdout.strip() + "\n" if args.markdown else f"```text\n{run.stdout.strip()}\n```\n"
     BENCHMARKS.mkdir(parents=True, exist_ok=True)
-    (BENCHMARKS / f"{args.name}.md").write_text(head + body, encoding="utf-8")
-    print(f"wrote {(BENCHMARKS / f'{args.name}.md').relative_to(ROOT)}")
+    outputs = {args.name: run.stdout.strip()}
+    if args.summary:
+        outputs[f"{args.name}-summary"] = "\n".join(line for line in run.stdout.strip().splitlines()
+                                                    if re.search(args.summary, line))
+    for name, text in outputs.items():
+        body = text + "\n" if args.markdown else f"```text\n{text}\n```\n"
+        (BENCHMARKS / f"{name}.md").write_text(head + body, encoding="utf-8")
+        print(f"wrote {(BENCHMARKS / f'{name}.md').relative_to(ROOT)}")
     return 0
 
 
