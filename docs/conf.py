@@ -30,6 +30,7 @@ pdbviz_api_modules = [
     "pdbviz.data",
     "pdbviz.models",
     "pdbviz.train",
+    "pdbviz.history",
     "pdbviz.inference",
     "pdbviz.analysis",
     "pdbviz.experiment",
