@@ -326,7 +326,9 @@ class BitAllocator(_AllocationControls):
     def train(self) -> bool:
         """Fine-tune under the current schedule in the background; False if a run is already going."""
         from ..experiment import finetune
-        from ..train import Callback, StopEvent
+        from ..train import StopEvent
+
+        from ._live import LiveCurve
 
         if self.worker.busy:
             self.status.value = "a run is already going"
@@ -338,35 +340,12 @@ class BitAllocator(_AllocationControls):
         with self.curve.batch_update():
             for tr in self.curve.data:
                 tr.x, tr.y = [], []
-        widget = self
-
-        class Live(Callback):
-            def __init__(self):
-                self.xs, self.losses, self.last = [], [], 0.0
-
-            def on_batch_end(self, s):
-                step = (s.epoch - 1) * s.n_batches + s.batch
-                self.xs.append(step)
-                self.losses.append(s.loss)
-                now = time.perf_counter()
-                if now - self.last > 0.15 or step == s.epochs * s.n_batches:
-                    self.last = now
-                    widget.progress.value = step
-                    with widget.curve.batch_update():
-                        widget.curve.data[0].x, widget.curve.data[0].y = list(self.xs), list(self.losses)
-
-            def on_epoch_end(self, s):
-                rec = s.history.records[-1]
-                with widget.curve.batch_update():
-                    tr = widget.curve.data[1]
-                    tr.x, tr.y = list(tr.x) + [s.epoch * s.n_batches], list(tr.y) + [100 * rec["test_acc"]]
-
         def job():
             t0 = time.perf_counter()
             self.status.value = f"training {sched.to_string(self.model)}…"
             q, history = finetune(self.model, sched, self.data, epochs=self.epochs, lr=self.lr, seed=self.seed,
                                   batch_size=self.batch_size, progress=False,
-                                  callbacks=[Live(), StopEvent(self.stop_event)])
+                                  callbacks=[LiveCurve(self.progress, self.curve), StopEvent(self.stop_event)])
             self._record(sched, q, history, time.perf_counter() - t0)
 
         def done():
