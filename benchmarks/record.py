@@ -34,11 +34,11 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", action="store_true", help="the benchmark prints Markdown: keep it as it is")
     parser.add_argument("--summary", metavar="REGEX", default=None,
                         help="also write NAME-summary.md with only the printed lines that match REGEX")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the benchmark's command line")
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
         parser.error("give the benchmark's command after --")
+    cut = argv.index("--")
+    args, command = parser.parse_args(argv[:cut]), argv[cut + 1:]
     import torch
 
     import pdbviz

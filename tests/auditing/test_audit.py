@@ -156,11 +156,18 @@ def test_audit_onnx_counts_stored_values_against_declared_bits(tmp_path):
     from pdbviz.export import export_model
 
     torch.manual_seed(0)
-    q = pdbviz.quantize(pdbviz.build_model("lenet", (1, 28, 28), 10), "8-4-2-1")
+    # LSQ's grids are QONNX Quant nodes at the schedule's bit-widths
+    q = pdbviz.quantize(pdbviz.build_model("lenet", (1, 28, 28), 10), "lsq:8-4-2-2")
     export_model(q, tmp_path / "m.qonnx.onnx", to="qonnx")
     report = audit_onnx(tmp_path / "m.qonnx.onnx")
     assert report.summary == "5 weights, 5 quantized, 0 lies"
-    assert report.table.bits.tolist() == [8, 4, 2, 1, 1]
+    assert report.table.bits.tolist() == [8, 4, 2, 2, 2]
     assert (report.table["values"] <= report.table["allowed"]).all()
+    # DoReFa's grids (no zero) are stored as binary planes, each a BipolarQuant of +-1 values
+    q = pdbviz.quantize(pdbviz.build_model("lenet", (1, 28, 28), 10), "8-4-2-1")
+    export_model(q, tmp_path / "d.qonnx.onnx", to="qonnx")
+    planes = audit_onnx(tmp_path / "d.qonnx.onnx")
+    assert planes.lies == 0 and set(planes.table.declared_by) == {"BipolarQuant"}
+    assert planes.table.bits.tolist() == [1] * 5 and planes.table["values"].max() == 2
     with pytest.raises(FileNotFoundError):
         audit_onnx(tmp_path / "missing.onnx")
