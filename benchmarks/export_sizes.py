@@ -223,8 +223,8 @@ def catalogue(tmp: Path, cost_limit: int = 400) -> None:
         rows.append((name, schedule, f"{s.float32_total_kib:,.1f}", f"{s.total_kib:,.1f}",
                      f"{onnx_file.nbytes / 1024:,.1f}", f"{qonnx_file.nbytes / 1024:,.1f}", f"{rel:.1e}",
                      f"{100 * agree:.0f}%", f"{qrel:.1e}", bits, f"{t1 - t0:.1f} / {t2 - t1:.1f}"))
-    head = ("model", "schedule", "float-32 KiB", "table KiB", "ONNX KiB", "QONNX KiB", "ORT max|diff|/scale",
-            "ORT argmax", "qonnx max|diff|/scale", "qonnx weight bits / table", "export s (ONNX / QONNX)")
+    head = ("model", "schedule", "float-32 KiB", "table KiB", "ONNX KiB", "QONNX KiB", "ORT max abs diff / scale",
+            "ORT argmax", "qonnx max abs diff / scale", "qonnx weight bits / table", "export s (ONNX / QONNX)")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for row in rows:
