@@ -117,7 +117,7 @@ def print_results(results, seconds: float, info: dict) -> None:
 
     print()
     print(results.pretty())
-    print("\nThe paper's claims on these runs (95% CI: seed spread and the test set's size):")
+    print("\nThe paper's claims on these runs (95% CI for new seeds and new test images):")
     print(claims_text(results.claims()))
     out = Path(info["report"]).parent
     print(f"\nwrote {info['report']} (opens offline), {out / 'results.csv'}, {out / 'results.json'}, "

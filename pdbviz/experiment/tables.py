@@ -20,7 +20,8 @@ from ..results import TABLE_COLUMNS, Results
 from .runs import RunConfig
 
 #: columns of ``Results.runs``.
-RUN_COLUMNS = ["schedule", "seed", "test_acc", "train_seconds", "error"]
+#: ``correct`` is the per-image correctness on the test split (``pdbviz.stats.encode_correct``; "" when unknown).
+RUN_COLUMNS = ["schedule", "seed", "test_acc", "train_seconds", "error", "correct"]
 
 
 def run_settings(data: Data, model, width: float, seeds: Sequence[int], config: RunConfig,
@@ -53,6 +54,7 @@ def results_from_records(records: Sequence[dict], entries: Sequence[tuple[NamedS
     float_label = PRESETS["float"].label
     shown = [r for r in records if r["run"]["schedule"] != float_label or show_float]
     runs = pd.DataFrame([r["run"] for r in shown], columns=RUN_COLUMNS)
+    runs["correct"] = runs.correct.fillna("").astype(str)  # records written before it was measured lack it
     histories = [r["history"] for r in shown if r["history"] is not None]
     profile_cols = ["schedule", "seed", *(c for c in profiles[0].columns if c not in ("schedule", "seed"))] \
         if profiles else []
@@ -98,7 +100,7 @@ def _table(entries, runs: pd.DataFrame, template: nn.Module, n_test: int | None 
             "compression": mem.compression if mem else float("nan"),
             "acc_mean": statistics.mean(accs) if accs else float("nan"),
             "acc_std": statistics.stdev(accs) if len(accs) > 1 else float("nan"),
-            "acc_ci95": accuracy_ci95(accs, n_test),
+            "acc_ci95": accuracy_ci95(accs, n_test, correct=ok.correct.tolist() if "correct" in ok else None),
             "n_seeds": len(accs), "train_seconds": statistics.mean(ok.train_seconds) if accs else float("nan"),
             "error": "; ".join(errors),
         })
