@@ -190,7 +190,7 @@ def label_runs(resolved: list, config: RunConfig) -> list:
         >>> label_runs([(NamedSchedule("float:long", "float-32 (long)", "float", None), "")], RunConfig())[0][0].label
         'float-32 (+3 epochs)'
     """
-    return [(NamedSchedule(n.entry, float_control_label(config), n.kind, None), e) if is_float_control(n) else (n, e)
+    return [(NamedSchedule(n.entry, float_control_label(config), n.shape, None), e) if is_float_control(n) else (n, e)
             for n, e in resolved]
 
 
