@@ -185,7 +185,8 @@ def test_the_float_control_trains_as_long_as_the_quantized_runs(controlled, data
     r = controlled
     assert "float:long" in DEFAULT_SCHEDULES
     label = float_control_label(RunConfig(epochs=1, finetune_epochs=1))
-    assert label == "float-32 (+1 epoch)" and float_control_label(RunConfig(finetune_epochs=3)) == "float-32 (+3 epochs)"
+    assert label == "float-32 (+1 epoch)"
+    assert float_control_label(RunConfig(finetune_epochs=3)) == "float-32 (+3 epochs)"
     t = r.table.set_index("schedule")
     assert t.index.tolist()[:2] == ["float-32", label] and t.kind[label] == "float"
     assert t.w_bits[label] == t.w_bits["float-32"] and t.kib[label] == t.kib["float-32"] and t.n_seeds[label] == 2

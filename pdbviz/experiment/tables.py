@@ -73,7 +73,7 @@ def _config(settings: dict, entries, template: nn.Module) -> dict:
     return {**settings, "layers": BitSchedule.uniform(template, 32).layers,
             "pdbviz_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(),
             "entries": {n.label: n.entry for n, _ in entries},
-            "schedule_strings": {n.label: (n.schedule.to_string(template) if n.schedule is not None else n.kind)
+            "schedule_strings": {n.label: (n.schedule.to_string(template) if n.schedule is not None else n.shape)
                                  for n, _ in entries}}
 
 
@@ -90,10 +90,10 @@ def _table(entries, runs: pd.DataFrame, template: nn.Module, n_test: int | None 
             w, a = named.schedule.w_bits, named.schedule.a_bits
         else:
             w = a = [] if error else [32] * n_layers
-        if mem is None and named.kind == "float" and not error:
+        if mem is None and named.shape == "float" and not error:
             mem = memory_summary(template)
         rows.append({
-            "schedule": named.label, "kind": named.kind, "w_bits": "-".join(map(str, w)),
+            "schedule": named.label, "kind": named.shape, "w_bits": "-".join(map(str, w)),
             "a_bits": "-".join(map(str, a)),
             "kib": mem.quantized_weight_kib if mem else float("nan"),
             "avg_bits": mem.avg_bits if mem else float("nan"),

@@ -154,7 +154,7 @@ class Plan:
         """What a run's JSON record says about it besides its numbers."""
         named = named or NamedSchedule("float", PRESETS["float"].label, "float", None)
         return {"kind": kind, "dataset": self.data.name, "model": model_name(self.model), "entry": named.entry,
-                "label": named.label, "schedule_kind": named.kind, "seed": seed,
+                "label": named.label, "schedule_kind": named.shape, "seed": seed,
                 "schedule": named.schedule.to_dict() if named.schedule is not None else None,
                 "schedule_string": named.schedule.to_string(self.template) if named.schedule is not None else "32",
                 "settings": {"data": self._data_desc, "model": self._model_desc, "width": self.width,
