@@ -113,16 +113,20 @@ class Results:
         return BitSchedule.from_dict(data) if data else None
 
     def claims(self, margin: float = 0.5) -> pd.DataFrame:
-        """The paper's claims evaluated on these runs: effect, seed spread, 95% CI and verdict of each.
+        """The paper's claims evaluated on these runs: effect, seed spread, 95% CI, verdict and conclusion of each.
 
-        See ``pdbviz.claims`` for the four claims, the interval (seed spread
-        and the test set's sampling error) and the verdict rule; ``margin`` is
-        the non-inferiority margin (points) of the "as accurate" claim.
+        See ``pdbviz.claims`` for the four claims, the interval (paired over
+        seeds and test images when the runs hold per-image correctness) and
+        the verdict rule; ``margin`` is the non-inferiority margin (points) of
+        the "as accurate" claim. Two labels of the same schedule (by
+        ``config["schedule_strings"]``) are "not testable"; the float
+        reference is the float control trained as long as the quantized runs
+        (entry ``"float:long"``) when the comparison ran it.
         """
         from .claims import evaluate_claims
 
         return evaluate_claims(self.table, self.runs, self.config.get("entries", {}), self.config.get("n_test"),
-                               margin)
+                               margin, schedule_strings=self.config.get("schedule_strings"))
 
     def pretty(self) -> str:
         """The table as fixed-width text, for terminals: ``display_table`` (schedule, bits, memory and accuracy

@@ -2,7 +2,8 @@
 
 An entry is what ``compare(schedules=[...])``, ``sweep`` and the CLI's
 ``--schedules`` take: a preset (``"float"``, ``"halving"``, ``"linear"``,
-``"increasing"``), a one-line schedule (``"8-4-2-1"``, ``"dorefa:4"``,
+``"increasing"``), the float control ``"float:long"`` (the float model
+trained as long as the quantized runs), a one-line schedule (``"8-4-2-1"``, ``"dorefa:4"``,
 ``"8-4-2-1/8-4-2-1"``), a ``BitSchedule``, or an allocation:
 
 ``"alloc:B"``
@@ -33,7 +34,7 @@ from torch import nn
 
 from .._checks import OneOf, did_you_mean, validate
 from ..quant import BitSchedule, memory_summary
-from ..quant.presets import NamedSchedule, resolve_preset
+from ..quant.presets import PRESETS, NamedSchedule, resolve_preset
 from ..quant.quantizers import WEIGHT_QUANTIZERS
 from .budgets import parse_budget
 from .separability_allocation import allocate_bits
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 #: prefix of an allocated schedule entry: ``"alloc:1.5"`` (average bits), ``"alloc:40KiB"``, ``"alloc:halving"``
 #: (separability, non-increasing) or ``"alloc:METRIC:BUDGET"`` (any measure of ``sensitivity_metrics``).
 ALLOC_PREFIX = "alloc:"
+#: the entry of the float control: the float model trained as long as the quantized runs (``compare`` labels it).
+FLOAT_CONTROL = "float:long"
 #: the weight bit-widths an ``"alloc:METRIC:BUDGET"`` entry chooses from, each measured by the metric.
 ALLOC_BITS = (1, 2, 4, 8)
 #: the units of a ``Budget``: average weight bits, KiB of quantized weights, bit operations per sample, latency.
@@ -118,6 +121,11 @@ class ScheduleEntry(Entry):
         """True for the ``"float"`` preset (the float model itself, trained once per seed)."""
         return self.text == "float" and self.schedule is None
 
+    @property
+    def is_float_control(self) -> bool:
+        """True for ``"float:long"``: the float model trained as long as the quantized runs."""
+        return self.text == FLOAT_CONTROL and self.schedule is None
+
     def named(self) -> NamedSchedule:
         """The entry as a ``NamedSchedule`` (what runs and tables take)."""
         return NamedSchedule(self.text, self.label, self.kind, self.schedule)
@@ -172,9 +180,14 @@ def parse_entry(entry, model: nn.Module) -> Entry:
         ('AllocEntry', 'allocated (kl) @ 40KiB', 'kl', Budget(value=40.0, unit='kib'))
         >>> parse_entry("halving", m).label
         '8-4-2-1'
+        >>> e = parse_entry("float:long", m)
+        >>> e.kind, e.is_float_control, e.schedule is None
+        ('float', True, True)
     """
     if isinstance(entry, Entry):
         return entry
+    if isinstance(entry, str) and entry.replace(" ", "") == FLOAT_CONTROL:
+        return ScheduleEntry(FLOAT_CONTROL, f"{PRESETS['float'].label} (long)", "float", None)
     if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
         return _parse_alloc(entry.strip(), model)
     named = resolve_preset(entry, model)

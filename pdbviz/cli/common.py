@@ -114,10 +114,13 @@ def add_data_args(sp: argparse.ArgumentParser, datasets, models) -> None:
 def print_results(results, seconds: float, info: dict) -> None:
     """The table, the paper's claims and what was written, after a comparison."""
     from ..claims import claims_text
+    from ..stats import POWER
 
     print()
     print(results.pretty())
-    print("\nThe paper's claims on these runs (95% CI: seed spread and the test set's size):")
+    print("\nThe paper's claims on these runs (95% CI for new seeds and new test images; a claim within noise "
+          f"gives the minimum detectable effect at {POWER:.0%} power and the seeds or test images that would "
+          "decide it):")
     print(claims_text(results.claims()))
     out = Path(info["report"]).parent
     print(f"\nwrote {info['report']} (opens offline), {out / 'results.csv'}, {out / 'results.json'}, "

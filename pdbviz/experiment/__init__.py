@@ -7,7 +7,9 @@ runs them one after another; ``pdbviz.sweep`` runs the same functions as tasks
 on a Dask cluster. The parts:
 
 - ``runs``: how one run trains (``RunConfig``, ``train_float``,
-  ``run_schedule``) and its record (``run_record``, ``failed_record``);
+  ``run_schedule``; the float control ``"float:long"``) and its record
+  (``run_record``, ``failed_record``, with the per-image correctness of
+  ``test_correct``);
 - ``tables``: run records tabulated into ``Results`` (``results_from_records``);
 - ``comparison``: ``compare`` itself.
 
@@ -19,10 +21,12 @@ re-exported here.
 from ..analysis.entries import (AllocEntry, Budget, Entry, InvalidEntry, ScheduleEntry, entry_metrics, parse_entries,
                                 parse_entry, resolve_entries, resolve_schedule)
 from .comparison import DEFAULT_SCHEDULES, check_schedules, compare, entry_sensitivity, is_float_preset
-from .runs import RunConfig, failed_record, finetune, make_model, run_record, run_schedule, train_float
+from .runs import (RunConfig, failed_record, finetune, float_control_label, is_float_control, label_runs, make_model,
+                   run_record, run_schedule, runs_of, test_correct, train_float)
 from .tables import results_from_records, run_settings
 
 __all__ = ["AllocEntry", "Budget", "DEFAULT_SCHEDULES", "Entry", "InvalidEntry", "RunConfig", "ScheduleEntry",
            "check_schedules", "compare", "entry_metrics", "entry_sensitivity", "failed_record", "finetune",
-           "is_float_preset", "make_model", "parse_entries", "parse_entry", "resolve_entries", "resolve_schedule",
-           "results_from_records", "run_record", "run_schedule", "run_settings", "train_float"]
+           "float_control_label", "is_float_control", "is_float_preset", "label_runs", "make_model", "parse_entries",
+           "parse_entry", "resolve_entries", "resolve_schedule", "results_from_records", "run_record", "run_schedule",
+           "run_settings", "runs_of", "test_correct", "train_float"]

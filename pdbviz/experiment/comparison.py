@@ -14,13 +14,14 @@ from ..analysis.entries import ALLOC_BITS, Entry, ScheduleEntry, entry_metrics, 
 from ..data import Data, as_data
 from ..quant.presets import PRESETS
 from ..results import Results
-from .runs import RunConfig, make_model, run_schedule, train_float
+from .runs import RunConfig, label_runs, make_model, run_schedule, runs_of, train_float
 from .tables import results_from_records, run_settings
 
 log = logging.getLogger(__name__)
 
-#: The default comparison: the paper's questions in nine schedules.
-DEFAULT_SCHEDULES = ("float", "1", "2", "4", "halving", "linear", "increasing", "alloc:2", "alloc:1.5")
+#: The default comparison: the paper's questions in nine schedules, and the float control trained as long as the
+#: quantized runs (``"float:long"``), the float reference of the claims.
+DEFAULT_SCHEDULES = ("float", "float:long", "1", "2", "4", "halving", "linear", "increasing", "alloc:2", "alloc:1.5")
 
 
 def check_schedules(schedules: Sequence, model: nn.Module) -> list[Entry]:
@@ -63,7 +64,9 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
             entries already parsed by ``check_schedules``); ``"alloc:METRIC:B"``
             entries measure METRIC on the first seed's float model, on
             ``n_samples`` test samples. The default answers the paper's
-            questions: float; uniform 1, 2, 4 bits; 8-4-2-1 (halving per
+            questions: float; the float control trained as long as the
+            quantized runs (``"float:long"``: ``finetune_epochs`` more at
+            ``finetune_lr``, labelled ``"float-32 (+3 epochs)"``); uniform 1, 2, 4 bits; 8-4-2-1 (halving per
             stage); a linear decrease; the increasing control;
             separability-allocated at the memory of uniform 2-bit (``"alloc:2"``)
             and 25% less (``"alloc:1.5"``).
@@ -111,9 +114,9 @@ def compare(data="digits", model: str | nn.Module = "lenet", schedules: Sequence
                                         seed=seeds[0])
     profiles = [base_profile.assign(schedule=PRESETS["float"].label, seed=seeds[0])]
     sensitivity = entry_sensitivity(entries, float_models[seeds[0]], data, n_samples, seeds[0])
-    resolved = resolve_entries(entries, template, base_profile, sensitivity)
+    resolved = label_runs(resolve_entries(entries, template, base_profile, sensitivity), config)
     for named, error in resolved:
-        if error or named.schedule is None:
+        if error or not runs_of(named):
             continue
         for seed in seeds:
             rec = run_schedule(named, seed, data, config, float_models[seed], model, width)

@@ -20,7 +20,8 @@ from ..results import TABLE_COLUMNS, Results
 from .runs import RunConfig
 
 #: columns of ``Results.runs``.
-RUN_COLUMNS = ["schedule", "seed", "test_acc", "train_seconds", "error"]
+#: ``correct`` is the per-image correctness on the test split (``pdbviz.stats.encode_correct``; "" when unknown).
+RUN_COLUMNS = ["schedule", "seed", "test_acc", "train_seconds", "error", "correct"]
 
 
 def run_settings(data: Data, model, width: float, seeds: Sequence[int], config: RunConfig,
@@ -53,6 +54,7 @@ def results_from_records(records: Sequence[dict], entries: Sequence[tuple[NamedS
     float_label = PRESETS["float"].label
     shown = [r for r in records if r["run"]["schedule"] != float_label or show_float]
     runs = pd.DataFrame([r["run"] for r in shown], columns=RUN_COLUMNS)
+    runs["correct"] = runs.correct.fillna("").astype(str)  # records written before it was measured lack it
     histories = [r["history"] for r in shown if r["history"] is not None]
     profile_cols = ["schedule", "seed", *(c for c in profiles[0].columns if c not in ("schedule", "seed"))] \
         if profiles else []
@@ -71,7 +73,7 @@ def _config(settings: dict, entries, template: nn.Module) -> dict:
     return {**settings, "layers": BitSchedule.uniform(template, 32).layers,
             "pdbviz_version": __version__, "torch_version": torch.__version__, "python": platform.python_version(),
             "entries": {n.label: n.entry for n, _ in entries},
-            "schedule_strings": {n.label: (n.schedule.to_string(template) if n.schedule is not None else n.kind)
+            "schedule_strings": {n.label: (n.schedule.to_string(template) if n.schedule is not None else n.shape)
                                  for n, _ in entries}}
 
 
@@ -88,17 +90,17 @@ def _table(entries, runs: pd.DataFrame, template: nn.Module, n_test: int | None 
             w, a = named.schedule.w_bits, named.schedule.a_bits
         else:
             w = a = [] if error else [32] * n_layers
-        if mem is None and named.kind == "float" and not error:
+        if mem is None and named.shape == "float" and not error:
             mem = memory_summary(template)
         rows.append({
-            "schedule": named.label, "kind": named.kind, "w_bits": "-".join(map(str, w)),
+            "schedule": named.label, "kind": named.shape, "w_bits": "-".join(map(str, w)),
             "a_bits": "-".join(map(str, a)),
             "kib": mem.quantized_weight_kib if mem else float("nan"),
             "avg_bits": mem.avg_bits if mem else float("nan"),
             "compression": mem.compression if mem else float("nan"),
             "acc_mean": statistics.mean(accs) if accs else float("nan"),
             "acc_std": statistics.stdev(accs) if len(accs) > 1 else float("nan"),
-            "acc_ci95": accuracy_ci95(accs, n_test),
+            "acc_ci95": accuracy_ci95(accs, n_test, correct=ok.correct.tolist() if "correct" in ok else None),
             "n_seeds": len(accs), "train_seconds": statistics.mean(ok.train_seconds) if accs else float("nan"),
             "error": "; ".join(errors),
         })

@@ -30,11 +30,17 @@ The per-seed correlations (mean and standard deviation) are reported beside
 it. Since the predicted loss falls as the budget grows, ``rho`` rewards first
 getting the order of the budgets right; the accuracy at each budget (mean over
 seeds, 95% interval as in ``pdbviz.claims``) says which metric allocates best.
+
+With ``interaction_aware=True`` each seed also measures the pairwise
+interactions of its float model's layers and sets the interaction-aware
+allocation against the additive one at every budget (``study.interaction``).
 """
 
 from .correlation import CORRELATION_COLUMNS, rank_correlation, spearman
+from .interaction import INTERACTION_COLUMNS, interaction_summary, interaction_text
 from .protocol import DEFAULT_BUDGETS, DEFAULT_METRICS, metric_study
 from .result import RUN_COLUMNS, STUDY_FORMAT_VERSION, SUMMARY_COLUMNS, MetricStudy
 
-__all__ = ["CORRELATION_COLUMNS", "DEFAULT_BUDGETS", "DEFAULT_METRICS", "MetricStudy", "RUN_COLUMNS",
-           "STUDY_FORMAT_VERSION", "SUMMARY_COLUMNS", "metric_study", "rank_correlation", "spearman"]
+__all__ = ["CORRELATION_COLUMNS", "DEFAULT_BUDGETS", "DEFAULT_METRICS", "INTERACTION_COLUMNS", "MetricStudy",
+           "RUN_COLUMNS", "STUDY_FORMAT_VERSION", "SUMMARY_COLUMNS", "interaction_summary", "interaction_text",
+           "metric_study", "rank_correlation", "spearman"]

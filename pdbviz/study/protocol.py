@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._checks import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, Integer, validate, validate_params
 from ..analysis import pareto_front, predicted_loss, sensitivity_metrics
+from ..analysis.interactions import allocate_with_interactions, interactions
 from ..analysis.metrics import check_metric_names
 from ..claims import accuracy_ci95
 from ..data import as_data
@@ -18,6 +19,7 @@ from ..quant import BitSchedule, memory_summary
 from ..quant.presets import NamedSchedule
 from ..quant.quantizers import check_bits
 from .correlation import rank_correlation
+from .interaction import interaction_summary
 from .result import RUN_COLUMNS, SUMMARY_COLUMNS, MetricStudy
 
 #: the metrics ``metric_study`` compares by default: fast ones of each family.
@@ -34,7 +36,7 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
                  finetune_epochs: int = 3, n_samples: int = 256, w_bits: Sequence[int] = tuple(range(1, 9)),
                  monotone: bool = False, uniform: bool = True, lr: float = 3e-3, finetune_lr: float = 1e-3,
                  batch_size: int = 64, width: float = 1.0, n_boot: int = 1000, device="auto",
-                 progress: bool = True) -> MetricStudy:
+                 progress: bool = True, interaction_aware: bool = False) -> MetricStudy:
     """Which sensitivity metric predicts? Allocate with each metric at each budget, fine-tune, rank-correlate.
 
     The protocol and the statistics are in the docstring of ``pdbviz.study``: per seed a
@@ -57,6 +59,13 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
         uniform: add the uniform ``k``-bit schedule with the largest ``k`` within each budget.
         lr, batch_size, width, device, progress: as in ``compare``.
         n_boot: bootstrap resamples of the correlation's interval (0: none).
+        interaction_aware: also measure, per seed, the pairwise interactions
+            of the float model's layers at 2 bits (``analysis.interactions``)
+            and set the interaction-aware allocation of the first metric
+            against its additive one at every budget (``study.interaction``:
+            ``MetricStudy.interaction``; the aware runs are method
+            ``"METRIC+interactions"``, kind ``"interaction"``). Off by
+            default: it measures and fine-tunes more.
 
     Returns:
         A ``MetricStudy``.
@@ -82,7 +91,7 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
     template = make_model(model, data, seeds[0], width)
     uniform_k = {b: max(k for k in w_bits if k <= b) for b in budgets} if uniform else {}
     bar = _bar(progress, len(seeds))
-    rows, frames, trained = [], [], {}
+    rows, frames, trained, pairs, verdicts = [], [], {}, [], {}
     for seed in seeds:
         flt = train_float(model, data, seed, config, width)
         float_model, float_acc = flt["model"], flt["run"]["test_acc"]
@@ -91,13 +100,24 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
         frame = sensitivity_metrics(float_model, data, metrics=metrics, bits=_measured_bits(w_bits),
                                     n_samples=n_samples, seed=seed, batch_size=max(batch_size, 128))
         frames.append(frame.assign(seed=seed))
-        plans = []
+        plans, additive = [], {}
         for metric in metrics:
             front = pareto_front(float_model, predicted_loss(frame, metric, w_bits=w_bits), "memory",
                                  monotone=monotone)
             for b in budgets:
                 i = front.index(b)
                 plans.append((metric, "metric", b, front.schedule(i), float(front.table.loss.iloc[i])))
+                additive.setdefault(b, front.schedule(i))
+        if interaction_aware:
+            inter = interactions(float_model, data, bits=2, n_samples=n_samples, seed=seed,
+                                 batch_size=max(batch_size, 128))
+            verdicts[str(seed)] = inter.verdict
+            loss = predicted_loss(frame, metrics[0], w_bits=w_bits)
+            for b in budgets:
+                aware = allocate_with_interactions(float_model, loss, inter, b, monotone=monotone)
+                plans.append((f"{metrics[0]}+interactions", "interaction", b, aware, math.nan))
+                pairs.append({"metric": metrics[0], "budget": b, "seed": seed, "additive": additive[b],
+                              "aware": aware})
         for b, k in uniform_k.items():
             plans.append(("uniform", "uniform", b, BitSchedule.uniform(template, k), math.nan))
         for method, kind, b, schedule, loss in plans:
@@ -106,6 +126,14 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
                 named = NamedSchedule(key[0], key[0], "allocated" if kind == "metric" else kind, schedule)
                 trained[key] = run_schedule(named, seed, data, config, float_model, model, width)["run"]
             rows.append(_run_row(method, kind, b, seed, schedule, template, loss, float_acc, trained[key]))
+        for pair in (p for p in pairs if p["seed"] == seed):
+            for side in ("additive", "aware"):
+                text = pair[side].to_string(template)
+                if (text, seed) not in trained:  # the additive choice of the first metric is trained above
+                    named = NamedSchedule(text, text, "allocated", pair[side])
+                    trained[(text, seed)] = run_schedule(named, seed, data, config, float_model, model, width)["run"]
+                pair[f"correct_{side}"] = trained[(text, seed)].get("correct", "")
+                pair[side] = "-".join(map(str, pair[side].w_bits))
         if bar is not None:
             bar.set_postfix_str(f"seed {seed}: {len({k for k in trained if k[1] == seed})} schedules")
             bar.update(1)
@@ -118,10 +146,13 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
                 "finetune_epochs": finetune_epochs, "lr": lr, "finetune_lr": finetune_lr, "batch_size": batch_size,
                 "n_samples": n_samples, "w_bits": w_bits, "monotone": monotone, "n_boot": n_boot, "n_test": n_test,
                 "layers": BitSchedule.uniform(template, 32).layers,
-                "uniform": {f"{b:g}": k for b, k in uniform_k.items()}}
+                "uniform": {f"{b:g}": k for b, k in uniform_k.items()}, "interaction_aware": interaction_aware}
+    if interaction_aware:
+        settings["interaction_verdicts"] = verdicts
     return MetricStudy(runs=runs, summary=_summary(runs, n_test),
                        correlation=rank_correlation(runs, n_test, n_boot, seed=seeds[0]),
-                       sensitivity=pd.concat(frames, ignore_index=True), config=settings)
+                       sensitivity=pd.concat(frames, ignore_index=True), config=settings,
+                       interaction=interaction_summary(pairs))
 
 
 def _check_budgets(budgets, w_bits) -> list[float]:

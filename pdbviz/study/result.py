@@ -20,6 +20,7 @@ RUN_COLUMNS = ["method", "kind", "budget", "seed", "w_bits", "avg_bits", "kib", 
 #: columns of ``MetricStudy.summary``.
 SUMMARY_COLUMNS = ["method", "kind", "budget", "w_bits", "avg_bits", "kib", "predicted_loss", "acc_mean", "acc_std",
                    "acc_ci95", "drop_mean", "n_seeds", "n_schedules"]
+_INTERACTION_FILE = "study_interaction.csv"
 _FILES = {"runs": "study_runs.csv", "summary": "study_summary.csv", "correlation": "study_correlation.csv",
           "sensitivity": "study_sensitivity.csv"}
 
@@ -47,6 +48,9 @@ class MetricStudy:
             its bootstrap interval and the per-seed spread.
         sensitivity: every seed's ``sensitivity_metrics`` frame, with a ``seed`` column.
         config: how the study was made (dataset, model, metrics, budgets, seeds, epochs...).
+        interaction: with ``interaction_aware=True``, one row per budget: the
+            interaction-aware allocation against the additive one
+            (``study.interaction.INTERACTION_COLUMNS``); empty otherwise.
     """
 
     runs: pd.DataFrame
@@ -54,6 +58,7 @@ class MetricStudy:
     correlation: pd.DataFrame
     sensitivity: pd.DataFrame
     config: dict = field(default_factory=dict)
+    interaction: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __repr__(self) -> str:
         return (f"MetricStudy({len(self.correlation)} metrics x {len(self.config.get('budgets', []))} budgets x "
@@ -86,6 +91,11 @@ class MetricStudy:
                  self.accuracy_table().to_string()]
         if len(flt):
             lines.append(f"float-32: {_pm(flt.acc_mean.iloc[0], flt.acc_ci95.iloc[0])}")
+        if len(self.interaction):
+            from .interaction import interaction_text
+
+            lines += ["", "Interaction-aware allocation against the additive one (paired over seeds and test "
+                      "images):", interaction_text(self.interaction)]
         return "\n".join(lines)
 
     # -- files ------------------------------------------------------------
@@ -96,6 +106,9 @@ class MetricStudy:
         for attr, fname in _FILES.items():
             with atomic_write(directory / fname, "w", encoding="utf-8") as fh:
                 getattr(self, attr).to_csv(fh, index=False)
+        if len(self.interaction):
+            with atomic_write(directory / _INTERACTION_FILE, "w", encoding="utf-8") as fh:
+                self.interaction.to_csv(fh, index=False)
         with atomic_write(directory / "study.json", "w", encoding="utf-8") as fh:
             json.dump({"format_version": STUDY_FORMAT_VERSION, "config": self.config}, fh, indent=2,
                       default=json_default)
@@ -107,6 +120,9 @@ class MetricStudy:
         doc, frames = read_saved_folder(directory, "study.json", STUDY_FORMAT_VERSION, "study", _FILES)
         for name, col in (("runs", "error"), ("runs", "w_bits"), ("summary", "w_bits")):
             frames[name][col] = frames[name][col].astype(object).fillna("").astype(str)
+        path = Path(directory) / _INTERACTION_FILE
+        if path.is_file():
+            frames["interaction"] = pd.read_csv(path)
         return cls(config=doc["config"], **frames)
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 from torch import nn
 
 from ..data import Data
-from ..experiment import (AllocEntry, RunConfig, is_float_preset, make_model, parse_entries, resolve_entries,
-                          results_from_records, run_settings)
+from ..experiment import (AllocEntry, RunConfig, is_float_preset, label_runs, make_model, parse_entries,
+                          resolve_entries, results_from_records, run_settings, runs_of)
 from ..quant import memory_summary
 from ..quant.presets import PRESETS, NamedSchedule
 from ..results import Results
@@ -43,6 +43,8 @@ class RunRecord:
         resumed: True when it was read back from disk rather than run now.
         done, total: runs finished so far in this sweep, and all of them.
         history: its per-epoch history (None when it failed).
+        correct: its per-image correctness on the test split (``pdbviz.stats.encode_correct`` text; "" when
+            it failed or was recorded without it).
     """
 
     key: str
@@ -62,6 +64,7 @@ class RunRecord:
     done: int
     total: int
     history: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    correct: str = field(default="", repr=False)
 
 
 def model_name(model) -> str:
@@ -92,8 +95,8 @@ class Plan:
         self._model_desc = fingerprint_model(self.model, self.width)
         self._memory: dict[str, tuple[float, float]] = {}
         self.entries = parse_entries(self.schedules, self.template, errors="keep")
-        self.resolved = [(None, "") if isinstance(e, AllocEntry) else resolve_entries([e], self.template)[0]
-                         for e in self.entries]
+        self.resolved = [(None, "") if isinstance(e, AllocEntry) else
+                         label_runs(resolve_entries([e], self.template), self.config)[0] for e in self.entries]
 
     @property
     def name(self) -> tuple[str, str]:
@@ -121,7 +124,8 @@ class Plan:
         else:
             train = {"finetune": False, "epochs": c.epochs, "lr": c.lr, "batch_size": c.batch_size,
                      "device": c.device}
-        return run_key(kind="schedule", entry=named.entry, label=named.label, schedule=named.schedule.to_dict(),
+        return run_key(kind="schedule", entry=named.entry, label=named.label,
+                       schedule=named.schedule.to_dict() if named.schedule is not None else None,
                        seed=seed, model=self._model_desc, data=self._data_desc, train=train,
                        profile=self._profile_part(seed))
 
@@ -144,13 +148,13 @@ class Plan:
     def schedule_runs(self) -> list[tuple[NamedSchedule, int, str]]:
         """``(named, seed, key)`` of every resolved schedule run, in ``compare``'s order."""
         return [(named, seed, self.schedule_key(named, seed)) for named, error in self.resolved
-                if named is not None and not error and named.schedule is not None for seed in self.seeds]
+                if named is not None and not error and runs_of(named) for seed in self.seeds]
 
     def describe(self, kind: str, named: NamedSchedule | None, seed: int) -> dict:
         """What a run's JSON record says about it besides its numbers."""
         named = named or NamedSchedule("float", PRESETS["float"].label, "float", None)
         return {"kind": kind, "dataset": self.data.name, "model": model_name(self.model), "entry": named.entry,
-                "label": named.label, "schedule_kind": named.kind, "seed": seed,
+                "label": named.label, "schedule_kind": named.shape, "seed": seed,
                 "schedule": named.schedule.to_dict() if named.schedule is not None else None,
                 "schedule_string": named.schedule.to_string(self.template) if named.schedule is not None else "32",
                 "settings": {"data": self._data_desc, "model": self._model_desc, "width": self.width,
@@ -166,7 +170,7 @@ class Plan:
                          entry=doc["entry"], kind=doc["schedule_kind"], schedule=doc["schedule_string"],
                          seed=int(run["seed"]), test_acc=float(run["test_acc"]), kib=kib, avg_bits=avg,
                          train_seconds=float(run["train_seconds"]), error=run["error"], resumed=resumed, done=done,
-                         total=total, history=history)
+                         total=total, history=history, correct=run.get("correct") or "")
 
     def _memory_of(self, doc: dict) -> tuple[float, float]:
         label = doc["label"]

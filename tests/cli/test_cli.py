@@ -220,3 +220,33 @@ def test_python_dash_m_and_the_console_entry_point_run_the_same_main():
     assert r.returncode == 0 and "--input-shape" in r.stdout
     scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
     assert scripts.get("pdbviz", "pdbviz.cli:main") == "pdbviz.cli:main" and callable(pdbviz.cli.main)
+
+
+def test_the_claims_print_with_statements_memories_verdicts_and_power(tmp_path, capsys):
+    import pdbviz
+    from pdbviz.cli.common import print_results
+
+    import torch
+
+    data = pdbviz.load_dataset("digits", train_subset=300)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = pdbviz.compare(data, schedules=["float", "float:long", "1", "halving", "increasing"], seeds=(0, 1),
+                                 epochs=1, finetune_epochs=1, n_samples=100, profile_metrics=("fisher",),
+                                 progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    print_results(results, 1.0, {"report": str(tmp_path / "report.html"), "figures": []})
+    printed = capsys.readouterr().out
+    assert "The paper's claims on these runs (95% CI for new seeds and new test images;" in printed
+    assert "minimum detectable effect at 80% power" in printed
+    assert "float reference: float-32 (+1 epoch) (" in printed and "trained as long as the quantized runs" in printed
+    claims = results.claims()
+    for c in claims.itertuples():
+        assert f"({c.claim}) {c.statement}" in printed and c.conclusion in printed
+        if c.verdict not in ("not measured", "not testable"):
+            assert f"{c.schedule} ({c.schedule_kib:.2f} KiB) vs {c.baseline} ({c.baseline_kib:.2f} KiB)" in printed
+        if c.verdict == "within noise":
+            assert f"the experiment detects {c.mde:.2f} points" in printed
+    assert set(claims.verdict[claims.claim.isin(["ii", "iii"])]) <= {"holds", "within noise", "does not hold"}

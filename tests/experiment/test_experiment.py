@@ -138,3 +138,91 @@ def test_invalid_entries_keep_their_error():
     assert [type(e).__name__ for e in kept] == ["ScheduleEntry", "InvalidEntry", "InvalidEntry"]
     assert isinstance(kept[1], InvalidEntry) and "unknown metric 'nope'" in kept[1].error
     assert kept[2].label == "7" and kept[2].error.startswith("TypeError: each schedule must be a string")
+
+
+# -- per-image correctness and the float control -------------------------------------------------------------------
+CONTROL = ["float", "float:long", "1", "halving", "increasing", "alloc:halving"]
+
+
+@pytest.fixture(scope="module")
+def controlled(data):
+    """Two seeds of a tiny LeNet with the float control, trained 1 epoch and fine-tuned 1."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return pdbviz.compare(data, schedules=CONTROL, seeds=(0, 1), **FAST)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_each_run_records_its_per_image_correctness_in_test_order(controlled, data):
+    from pdbviz.claims import accuracy_ci95
+    from pdbviz.experiment import test_correct
+    from pdbviz.stats import decode_correct
+
+    r = controlled
+    assert len(r.runs) == 2 * len(CONTROL) and (r.runs.error == "").all()
+    for row in r.runs.itertuples():
+        c = decode_correct(row.correct)
+        assert c.dtype == bool and len(c) == len(data.test) == r.config["n_test"]
+        assert c.mean() == pytest.approx(row.test_acc / 100, abs=1e-12)
+    # the vector is the model's, image by image, in the test split's order
+    model = r.models[("8-4-2-1", 1)]
+    labels = torch.cat([y for _, y in data.test.batches(4096)])
+    preds = model.eval()(torch.cat([x for x, _ in data.test.batches(4096)])).argmax(1)
+    stored = decode_correct(r.runs.set_index(["schedule", "seed"]).correct[("8-4-2-1", 1)])
+    assert (stored == (preds == labels).numpy()).all() and (test_correct(model, data) == stored).all()
+    # the table's interval is the seeds x images one on those vectors
+    row = r.table.set_index("schedule").loc["8-4-2-1"]
+    runs = r.runs[r.runs.schedule == "8-4-2-1"]
+    assert row.acc_ci95 == pytest.approx(accuracy_ci95(runs.test_acc, 450, correct=runs.correct.tolist()))
+    assert row.acc_ci95 != pytest.approx(accuracy_ci95(runs.test_acc, 450))
+
+
+def test_the_float_control_trains_as_long_as_the_quantized_runs(controlled, data):
+    from pdbviz.experiment import DEFAULT_SCHEDULES, float_control_label
+
+    r = controlled
+    assert "float:long" in DEFAULT_SCHEDULES
+    label = float_control_label(RunConfig(epochs=1, finetune_epochs=1))
+    assert label == "float-32 (+1 epoch)"
+    assert float_control_label(RunConfig(finetune_epochs=3)) == "float-32 (+3 epochs)"
+    t = r.table.set_index("schedule")
+    assert t.index.tolist()[:2] == ["float-32", label] and t.kind[label] == "float"
+    assert t.w_bits[label] == t.w_bits["float-32"] and t.kib[label] == t.kib["float-32"] and t.n_seeds[label] == 2
+    assert r.config["entries"][label] == "float:long"
+    # fine-tuned from the float model of its seed for finetune_epochs, like every quantized run
+    for seed in (0, 1):
+        h = r.history[(r.history.schedule == label) & (r.history.seed == seed)]
+        assert len(h) == 1
+        flt, long = r.models[("float-32", seed)], r.models[(label, seed)]
+        assert not all(torch.equal(a, b) for a, b in zip(flt.state_dict().values(), long.state_dict().values()))
+        assert 100 * pdbviz.evaluate(flt, data)["accuracy"] == \
+            r.runs.set_index(["schedule", "seed"]).test_acc[("float-32", seed)]  # the float model was not changed
+
+
+def test_the_float_control_from_scratch_trains_epochs_and_leaves_the_float_model_alone(data):
+    from pdbviz.analysis.entries import parse_entry
+
+    entry = parse_entry("float:long", pdbviz.build_model("lenet"))
+    named = NamedSchedule("float:long", "float-32 (from scratch, 1 epoch)", "float", None)
+    assert entry.is_float_control and entry.named().entry == "float:long"
+    rec = run_schedule(named, 0, data, RunConfig(epochs=1, finetune=False), None, "lenet")
+    assert rec["run"]["error"] == "" and len(rec["history"]) == 1 and rec["run"]["correct"].startswith("450:")
+    assert failed_record("x", 0, RuntimeError("boom"))["run"]["correct"] == ""
+
+
+def test_the_claims_name_the_float_control_and_identical_schedules_are_not_testable(controlled):
+    r = controlled
+    claims = r.claims().set_index("claim")
+    assert claims.float_run.iloc[0].startswith("float-32 (+1 epoch)") and \
+        "trained as long as the quantized runs" in claims.float_run.iloc[0]
+    assert claims.method["ii"] == "seeds x images"  # the paired interval on the runs' per-image correctness
+    alloc = r.label_of("alloc:halving")
+    strings = r.config["schedule_strings"]
+    assert (claims.verdict["iv"] == "not testable") == (strings[alloc] == strings["8-4-2-1"])
+    # the same schedule under two labels, as when the allocator returns 8-4-2-1 itself
+    same = pdbviz.Results(r.table, r.runs, r.history, r.profiles,
+                          {**r.config, "schedule_strings": {**strings, alloc: strings["8-4-2-1"]}}, r.schedules)
+    iv = same.claims().set_index("claim").loc["iv"]
+    assert iv.verdict == "not testable" and "same schedule" in iv.conclusion and math.isnan(iv.effect)

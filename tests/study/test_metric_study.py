@@ -209,3 +209,52 @@ def test_the_study_report_and_the_optional_section(study, data, tmp_path):
     both = write_report(results, tmp_path / "both", {}, formats=("html",), study=study)
     assert "id='metric-study'" in both["report"].read_text(encoding="utf-8")
     assert (tmp_path / "both" / "study_runs.csv").is_file() and "metric_study" in both["figures"]
+
+
+def test_interactions_are_measured_only_when_asked(study):
+    assert study.interaction.empty and not study.config["interaction_aware"]
+    assert "interaction" not in set(study.runs.kind) and "interaction_verdicts" not in study.config
+
+
+def test_the_interaction_aware_allocation_against_the_additive_one(data, tmp_path):
+    with one_thread():
+        s = pdbviz.metric_study(data, metrics=["hawq"], budgets=[2, 3], seeds=SEEDS, epochs=1, finetune_epochs=1,
+                                n_samples=64, n_boot=0, progress=False, interaction_aware=True)
+    t = s.interaction.set_index("budget")
+    assert t.index.tolist() == [2.0, 3.0] and set(s.config["interaction_verdicts"]) == {"0", "1"}
+    runs = s.runs[s.runs.error == ""]
+    for b in (2.0, 3.0):
+        aware = runs[(runs.method == "hawq+interactions") & (runs.budget == b)].set_index("seed")
+        additive = runs[(runs.method == "hawq") & (runs.budget == b)].set_index("seed")
+        assert (aware.avg_bits <= b + 1e-9).all() and aware.kind.eq("interaction").all()
+        same = aware.w_bits == additive.w_bits
+        row = t.loc[b]
+        assert row.n_same == same.sum()
+        if same.all():
+            assert row.status == "same" and math.isnan(row.estimate)
+        else:
+            # the paired seeds x images mean is the mean of the seeds' accuracy differences
+            assert row.status == "compared" and row.method == "seeds x images"
+            assert row.estimate == pytest.approx((aware.test_acc - additive.test_acc).mean())
+            assert row.low < row.estimate < row.high and row.mde > 0
+    assert "Interaction-aware allocation against the additive one" in s.pretty()
+    loaded = MetricStudy.load(s.save(tmp_path))
+    assert loaded.interaction.status.tolist() == s.interaction.status.tolist()
+
+
+def test_interaction_summary_pairs_seeds_and_images_and_marks_the_same_bits():
+    from pdbviz.stats import encode_correct, paired_difference
+    from pdbviz.study import interaction_summary
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 50)) < 0.9, rng.random((3, 50)) < 0.8
+    b[0] = a[0]  # seed 0 chose the same bits: one run, no difference
+    pairs = [{"metric": "m", "budget": 2.0, "seed": s, "additive": "2-2" if s else "4-1", "aware": "4-1",
+              "correct_additive": encode_correct(b[s]), "correct_aware": encode_correct(a[s])} for s in range(3)]
+    pairs += [{"metric": "m", "budget": 4.0, "seed": s, "additive": "4-4", "aware": "4-4", "correct_additive": "",
+               "correct_aware": ""} for s in range(3)]
+    t = interaction_summary(pairs).set_index("budget")
+    e = paired_difference(a, b)
+    assert t.status.tolist() == ["compared", "same"] and t.n_same.tolist() == [1, 3]
+    assert t.estimate[2.0] == pytest.approx(e.estimate) and t.high[2.0] == pytest.approx(e.high)
+    assert t.mde[2.0] == pytest.approx(e.mde()) and t.w_bits_additive[2.0] == "2-2"

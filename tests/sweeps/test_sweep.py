@@ -52,7 +52,8 @@ def sequential():
 
 
 def _same_numbers(a, b):
-    assert a.runs[["schedule", "seed", "test_acc", "error"]].equals(b.runs[["schedule", "seed", "test_acc", "error"]])
+    cols = ["schedule", "seed", "test_acc", "error", "correct"]  # per-image correctness included
+    assert a.runs[cols].equals(b.runs[cols])
     assert a.history.drop(columns="seconds").equals(b.history.drop(columns="seconds"))
     assert a.profiles.equals(b.profiles)
     cols = ["schedule", "kind", "w_bits", "kib", "acc_mean", "acc_std", "n_seeds", "error"]
@@ -82,6 +83,30 @@ def test_same_numbers_as_compare_on_one_worker_and_on_two(client, sequential, tm
     assert sum(d["files"].get("model", "").endswith("model.pt") for d in docs) == 2
     assert sum("profile" in d["files"] for d in docs) == 3
     assert all(d["settings"]["data"]["name"] == "digits" and d["run"]["error"] == "" for d in docs)
+
+
+def test_the_float_control_runs_as_in_compare_and_records_carry_their_correctness(client, tmp_path):
+    from pdbviz.stats import decode_correct
+
+    schedules = ["float", "float:long", "2"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = pdbviz.compare("digits", schedules=schedules, seeds=(0,), **FAST)
+    finally:
+        torch.set_num_threads(threads)
+    events = []
+    r = pdbviz.sweep("digits", schedules=schedules, seeds=(0,), out=tmp_path, client=client, threads=1,
+                     on_result=events.append, **FAST)
+    assert r.table.schedule.tolist() == ["float-32", "float-32 (+1 epoch)", "uniform 2-bit"]
+    assert r.config["entries"]["float-32 (+1 epoch)"] == "float:long"
+    _same_numbers(ref, r)
+    by_label = {e.label: e for e in events}
+    assert set(by_label) == set(r.table.schedule) and by_label["float-32 (+1 epoch)"].kind == "float"
+    for e in events:
+        c = decode_correct(e.correct)
+        assert len(c) == 450 and c.mean() == pytest.approx(e.test_acc / 100, abs=1e-12)
+    assert pdbviz.Results.load(tmp_path).runs.correct.tolist() == ref.runs.correct.tolist()
 
 
 def test_interrupt_then_resume_runs_each_run_once(client, sequential, tmp_path):
