@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 #: the schedules of the demo: float; the homogeneous baselines (binary, DoReFa 2 and 4 bits, ternary, LSQ 2
 #: bits); 8-4-2-1; its increasing mirror; separability-allocated at the memory of 8-4-2-1
-DEMO_SCHEDULES = ("float", "1", "2", "4", "symmetric:2", "lsq:2", "halving", "increasing", "alloc:halving")
+DEMO_SCHEDULES = ("float", "float:long", "1", "2", "4", "symmetric:2", "lsq:2", "halving", "increasing", "alloc:halving")
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ def parse_entry(entry, model: nn.Module) -> Entry:
     if isinstance(entry, str) and entry.strip().startswith(ALLOC_PREFIX):
         return _parse_alloc(entry.strip(), model)
     named = resolve_preset(entry, model)
-    return ScheduleEntry(named.entry, named.label, named.kind, named.schedule)
+    return ScheduleEntry(named.entry, named.label, named.shape, named.schedule)
 
 
 def parse_entries(schedules, model: nn.Module, errors: str = "raise") -> list[Entry]:

@@ -255,12 +255,11 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
         fig.add_trace(go.Scatter(x=f.kib, y=f.acc_mean, mode="lines", name="homogeneous frontier",
                                  line={"color": "#777777", "dash": "dot", "shape": "hv", "width": 1},
                                  hoverinfo="skip"))
-    flt = df[df.kind == "float"]
-    if len(flt):
-        acc = float(flt.acc_mean.iloc[0])
+    for (_, row), dash in zip(df[df.kind == "float"].iterrows(), ("dash", "dot", "dashdot", "longdash")):
+        acc = float(row.acc_mean)
         fig.add_trace(go.Scatter(x=[quant.kib.min(), quant.kib.max()] if len(quant) else [], y=[acc, acc],
-                                 mode="lines", name=f"float-32 ({acc:.2f}%)", hoverinfo="skip",
-                                 line={"color": "#999999", "dash": "dash", "width": 1}))
+                                 mode="lines", name=f"{row.schedule} ({acc:.2f}%)", hoverinfo="skip",
+                                 line={"color": "#999999", "dash": dash, "width": 1}))
     if log_x and len(quant):
         xs = [x for tr in fig.data if tr.mode == "markers" for x in tr.x]
         span, ticks, text = log_range(float(min(xs)), float(max(xs)))
