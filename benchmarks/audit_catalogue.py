@@ -23,7 +23,7 @@ import torch
 
 import pdbviz
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "auditing"))
 from catalogue_models import CATALOGUE  # noqa: E402
 
 SCHEDULES = ("1", "8-4-2-1", "8-4-2-1/4")

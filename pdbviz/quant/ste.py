@@ -21,7 +21,7 @@ Conventions, the same in every Function here:
 - **rounding**: straight-through (identity) wherever the gradient passes.
 
 ``torch.compile`` gives the same gradients as eager (within float32
-rounding; ``tests/test_compile.py`` checks every weight and input mode
+rounding; ``tests/quant/test_compile.py`` checks every weight and input mode
 against eager and a float64 run). Where a training step's gradient changes by
 more than that between the two, the cause is upstream of these Functions: a
 compiled kernel's float32 result differs from eager's by rounding (a
