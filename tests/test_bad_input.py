@@ -72,7 +72,7 @@ CASES = [
      r"test_size must be a float between 0 and 1, got 1.5"),
     # models
     ("unknown model", lambda t: pdbviz.build_model("vgg"), ValueError,
-     r"unknown model name 'vgg'; available: mlp, lenet, vgg-small, resnet20. Did you mean 'vgg-small'"),
+     r"unknown model name 'vgg'; available: mlp, lenet, vgg-small, resnet20, vit. Did you mean 'vgg-small'"),
     ("num_classes 1", lambda t: pdbviz.build_model("lenet", num_classes=1), ValueError, r"num_classes must be an integer >= 2, got 1"),
     ("input shape", lambda t: pdbviz.build_model("lenet", input_shape=(8, 8)), ValueError,
      r"input_shape must be \(channels, height, width\).*got \(8, 8\)"),

@@ -126,9 +126,9 @@ class DoReFaWeightSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w: torch.Tensor, n: float, eps: float) -> torch.Tensor:  # type: ignore[override]
         t = torch.tanh(w)
-        magnitude = t.reshape(-1).abs()
-        j = magnitude.argmax()
-        peak = magnitude.amax()  # the value at j, without indexing by a tensor (no data-dependent scalar to compile)
+        flat = t.reshape(-1)
+        j = flat.abs().argmax()
+        peak = flat[j].abs()
         m = peak.clamp_min(eps)
         ctx.save_for_backward(t, m, j, peak)
         ctx.eps = eps
