@@ -123,9 +123,10 @@ def render_claims(run: dict) -> str:
     lines = [f"The paper's claims on these runs ({verdicts}; effect: difference of mean test accuracy in points, "
              "95% CI over seeds and test images, from `docs/results/demo/claims.csv`):", ""]
     for r in claims.itertuples():
-        effect = "" if r.verdict == "not measured" else \
-            f": {float(r.effect):+.2f} points, 95% CI [{float(r.ci_low):+.2f}, {float(r.ci_high):+.2f}]"
-        lines.append(f"- ({r.claim}) {r.statement}: *{r.verdict}* ({r.schedule} vs {r.baseline}{effect})")
+        detail = str(r.conclusion).removeprefix(f"{r.verdict}: ")
+        lines.append(f"- ({r.claim}) {r.statement}: *{r.verdict}* ({detail})")
+    if "float_run" in claims and isinstance(claims.float_run.iloc[0], str):
+        lines += ["", f"Float reference of the claims: {claims.float_run.iloc[0]}."]
     n_test = run["config"].get("n_test")
     if n_test:
         lines += ["", f"With {n_test} test images one image is worth {100 / n_test:.2f} points: `pdbviz demo --full` "
@@ -146,6 +147,15 @@ def render_benchmark(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def render(name: str, run: dict) -> str:
+    """The body of the generated section ``name``: a demo renderer's, or a benchmark's committed output."""
+    if name.startswith("bench-"):
+        return render_benchmark(name.removeprefix("bench-"))
+    if name not in RENDERERS:
+        raise ValueError(f"unknown generated section {name!r}; known: {', '.join(RENDERERS)} and bench-NAME")
+    return RENDERERS[name](run)
+
+
 def sections(text: str) -> dict[str, str]:
     """``{name: body}`` of the generated sections of a document."""
     return {m["name"]: m["body"] for m in _SECTION.finditer(text)}
@@ -154,12 +164,7 @@ def sections(text: str) -> dict[str, str]:
 def rewrite(text: str, run: dict) -> str:
     """``text`` with every generated section rendered again from ``run``; an unknown name is an error."""
     def one(m):
-        name = m["name"]
-        if name.startswith("bench-"):
-            return m.group(1) + render_benchmark(name.removeprefix("bench-")) + m.group(4)
-        if name not in RENDERERS:
-            raise ValueError(f"unknown generated section {name!r}; known: {', '.join(RENDERERS)}")
-        return m.group(1) + RENDERERS[name](run) + m.group(4)
+        return m.group(1) + render(m["name"], run) + m.group(4)
 
     return _SECTION.sub(one, text)
 

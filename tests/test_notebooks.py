@@ -127,8 +127,13 @@ def _snapshot(*folders):
     return files
 
 
+#: the first notebook runs in every test run; the others are marked ``notebooks`` (``pytest -m notebooks``), and the
+#: documentation build executes every notebook as well
+EXECUTED = [pytest.param(p, id=p.stem, marks=() if i == 0 else pytest.mark.notebooks) for i, p in enumerate(NOTEBOOKS)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", EXECUTED)
 def test_notebook_runs_from_a_copy_and_writes_only_into_its_output_folder(path, tmp_path):
     work = tmp_path / "pdbviz-notebooks"
     work.mkdir()
