@@ -13,7 +13,8 @@ ONNX_COLUMNS = ["weight", "node", "op", "declared_by", "bits", "values", "allowe
 #: ONNX ops that multiply a weight, and the input positions where a weight may be
 _WEIGHT_INPUTS = {"Conv": (1,), "ConvTranspose": (1,), "Gemm": (0, 1), "MatMul": (0, 1), "Gather": (0,)}
 #: ops a weight passes through on its way from its initializer to the multiplication (first input followed)
-_PASS = {"Cast", "Transpose", "Reshape", "Identity", "Unsqueeze", "Squeeze", "Mul", "Div", "Flatten"}
+_PASS = {"Cast", "Transpose", "Reshape", "Identity", "Unsqueeze", "Squeeze", "Mul", "Div", "Flatten", "Add", "Clip",
+         "Slice", "Split", "Concat"}
 _QUANT = {"DequantizeLinear", "Quant", "IntQuant", "BipolarQuant"}
 
 
@@ -71,8 +72,9 @@ def audit_onnx(path: str | os.PathLike) -> OnnxAuditReport:
 
     A weight is an initializer that reaches a ``Conv``, ``ConvTranspose``,
     ``Gemm``, ``MatMul`` or ``Gather`` (an embedding) directly or through
-    casts, reshapes, scalings and one quantizer node (``DequantizeLinear``,
-    QONNX's ``Quant``/``BipolarQuant``). The values counted are the stored
+    casts, reshapes, slices, clips, scalings and one quantizer node
+    (``DequantizeLinear``, QONNX's ``Quant``/``BipolarQuant``), or any stored
+    tensor that a quantizer node reads, wherever its output goes. The values counted are the stored
     ones (integer codes, or floats), which with one scale per tensor are as
     many as the values the multiplication uses.
 
@@ -107,6 +109,20 @@ def audit_onnx(path: str | os.PathLike) -> OnnxAuditReport:
             allowed = None if bits >= 32 else 2**bits
             rows.append((root, node.name, node.op_type, declared, bits, n, allowed,
                          "LIE" if allowed is not None and n > allowed else "ok"))
+    audited = {r[0] for r in rows}
+    for node in graph.node:  # every quantizer node on a stored tensor, wherever the graph then uses it
+        if node.op_type not in _QUANT:
+            continue
+        root, _ = _trace(node.input[0], inits, producer)
+        if root is None or root in audited:
+            continue
+        audited.add(root)
+        values = np.asarray(numpy_helper.to_array(inits[root]))
+        bits, declared = _declared_bits(node, inits, numpy_helper)
+        n = int(np.unique(values).size)
+        allowed = None if bits >= 32 else 2**bits
+        rows.append((root, node.name, node.op_type, declared, bits, n, allowed,
+                     "LIE" if allowed is not None and n > allowed else "ok"))
     table = pd.DataFrame(rows, columns=ONNX_COLUMNS)
     table["allowed"] = table["allowed"].astype("Int64")
     return OnnxAuditReport(table, path)

@@ -240,3 +240,13 @@ def test_each_weight_is_found_whatever_its_name_rank_or_form(tmp_path, fmt):
     result = write(q, tmp_path / "odd.onnx", example_input=x)
     assert [layer.name for layer in result.layers] == pdbviz.quantizable_layers(q)
     _close(_out(q, x[:1]), run(result.path, x[:1]))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "qonnx"])
+def test_the_audit_of_the_exported_file_finds_no_lie(case, fmt):
+    from pdbviz import audit_onnx
+
+    _, _, _, _, onnx_file, qonnx_file = case
+    report = audit_onnx((onnx_file if fmt == "onnx" else qonnx_file).path)
+    assert report.lies == 0, report.table[report.table.verdict != "ok"]
+    assert (report.table.bits < 32).any()  # the quantized weights were found and counted
