@@ -17,7 +17,7 @@ def _lint(cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProc
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    return subprocess.run([exe, "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([exe, "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_import_contracts_are_kept():

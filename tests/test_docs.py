@@ -121,7 +121,7 @@ def test_a_sphinx_build_fails_on_a_missing_docstring_and_on_a_broken_reference(f
     (src / "index.rst").write_text("Site\n====\n\nSee :func:`fakepkg.good` and :func:`pdbviz.no_such_function`.\n\n"
                                    ".. toctree::\n\n   api/index\n")
     run = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(src),
-                          str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
     assert run.returncode != 0
     assert "fakepkg.bare: function without a docstring" in run.stderr
     assert "fakepkg.SILENT: constant without a '#:' comment or docstring" in run.stderr

@@ -81,7 +81,7 @@ def audit_onnx(path: str | os.PathLike) -> OnnxAuditReport:
     Example::
 
         export_model(pdbviz.quantize(model, "8-4-2-1"), "m.qonnx.onnx")
-        print(audit_onnx("m.qonnx.onnx").summary)     # "5 weights, 5 quantized, 0 lies"
+        audit_onnx("m.qonnx.onnx").summary           # "5 weights, 5 quantized, 0 lies"
     """
     onnx, numpy_helper = _onnx()
     import numpy as np
