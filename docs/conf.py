@@ -73,7 +73,7 @@ nb_merge_streams = True
 nb_ipywidgets_js = __import__("pdbviz_notebooks").WIDGET_SCRIPTS
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "_vendor", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_vendor", "**.ipynb_checkpoints", "results"]
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"pdbviz {version}"

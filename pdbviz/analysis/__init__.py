@@ -17,7 +17,7 @@ from .front import Front, allocate, nondominated, pareto_front
 from .hessian import hessian_trace
 from .metrics import (METRIC_INFO, SENSITIVITY_METRICS, MetricInfo, metric_info, register_metric, sensitivity_metrics,
                       unregister_metric)
-from .registry import LocalBatch, NetworkBatch
+from .registry import LocalBatch, Metric, NetworkBatch
 from .sensitivity import layer_sensitivity, quantization_error, quantization_noise, quantized_at_scale, sqnr_db
 from .separability import (SEPARABILITY_MEASURES, fisher_score, knn_accuracy, linear_probe_accuracy,
                            separability_profile, silhouette)
@@ -34,6 +34,7 @@ __all__ = [
     "EmbeddingCache",
     "Front",
     "LocalBatch",
+    "Metric",
     "MetricInfo",
     "NetworkBatch",
     "allocate",

@@ -120,10 +120,12 @@ class Metric:
 
     @property
     def name(self) -> str:
+        """The metric's name, as ``sensitivity_metrics`` and schedule entries (``alloc:NAME:B``) use it."""
         return self.info.name
 
     @property
     def scope(self) -> str:
+        """Where it is computed: ``local``, ``network``, ``own`` or ``separability``."""
         return self.info.scope
 
 

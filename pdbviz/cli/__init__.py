@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .common import EXIT_USAGE, Parser
 
 
-def build_parser() -> Parser:
+def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``pdbviz`` command and its subcommands.
 
     Example:
