@@ -35,6 +35,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from ..quant.forward_trace import storage_range
+
 #: aten op names (their packet's name) that multiply a weight by data
 WEIGHT_OPS = ("mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "matmul", "linear",
               "_addmm_activation", "convolution", "_convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
@@ -52,19 +54,6 @@ class Use:
     values: int = 0  # largest number of distinct values of the derived operand
     input_values: int = 0  # largest number of distinct values of the floating data operands met
     shapes: set = field(default_factory=set)
-
-
-def _range(t: torch.Tensor):
-    try:
-        ptr = t.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError, TypeError):
-        return None
-    if not ptr or t.numel() == 0:
-        return None
-    size = t.element_size()
-    start = t.storage_offset() * size
-    extent = (sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) + 1) * size
-    return ptr, start, start + extent
 
 
 def distinct(t: torch.Tensor) -> int:
@@ -108,7 +97,7 @@ class Recorder(TorchDispatchMode):
         return ref is not None and ref() is t
 
     def track(self, t: torch.Tensor, sids: frozenset) -> None:
-        key = _range(t)
+        key = storage_range(t)
         if key is None:
             return
         ptr, start, end = key
@@ -116,7 +105,7 @@ class Recorder(TorchDispatchMode):
         self.keep.append(t)
 
     def sources_of(self, t: torch.Tensor) -> frozenset | None:
-        key = _range(t)
+        key = storage_range(t)
         if key is None or key[0] not in self.ranges:
             return None
         _, start, end = key
@@ -127,7 +116,7 @@ class Recorder(TorchDispatchMode):
         return found or None
 
     def _count(self, t: torch.Tensor) -> int:
-        key = (_range(t), tuple(t.shape), tuple(t.stride()), t._version, t.dtype)
+        key = (storage_range(t), tuple(t.shape), tuple(t.stride()), t._version, t.dtype)
         if key not in self._distinct:
             self._distinct[key] = distinct(t)
         return self._distinct[key]

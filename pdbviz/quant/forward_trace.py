@@ -32,7 +32,7 @@ class _Storages:
         self.by_ptr: dict[int, list[tuple[int, int, int]]] = {}
 
     def add(self, t: torch.Tensor, entry: int) -> bool:
-        key = _range(t)
+        key = storage_range(t)
         if key is None:
             return False
         ptr, start, end = key
@@ -40,7 +40,7 @@ class _Storages:
         return True
 
     def find(self, t: torch.Tensor) -> int | None:
-        key = _range(t)
+        key = storage_range(t)
         if key is None or key[0] not in self.by_ptr:
             return None
         _, start, end = key
@@ -50,7 +50,7 @@ class _Storages:
         return None
 
 
-def _range(t: torch.Tensor) -> tuple[int, int, int] | None:
+def storage_range(t: torch.Tensor) -> tuple[int, int, int] | None:
     """``(storage pointer, first byte, last byte + 1)`` of ``t``, or None for tensors without storage."""
     try:
         ptr = t.untyped_storage().data_ptr()

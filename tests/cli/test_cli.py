@@ -10,7 +10,7 @@ from pdbviz.demo import SETTINGS
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "pdbviz.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pdbviz.cli", *args], capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("args, needle", [

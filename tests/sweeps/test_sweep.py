@@ -28,7 +28,7 @@ def _cluster(n=2, allowed_failures=3):
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                            dashboard_address=None, resources={"pdbviz_run": 1})
     client = distributed.Client(cluster)
-    client.wait_for_workers(n, timeout=120)
+    client.wait_for_workers(n, timeout=600)
     return cluster, client
 
 
