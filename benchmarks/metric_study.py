@@ -56,7 +56,7 @@ def main(argv=None) -> None:
                                 finetune_epochs=args.finetune_epochs, n_samples=args.n_samples,
                                 n_boot=args.n_boot, monotone=args.monotone, progress=True)
     seconds = time.perf_counter() - t0
-    trained = study.runs[study.runs.kind != "float"].groupby("seed").w_bits.nunique().sum()
+    trained = study.runs[study.runs.family != "float"].groupby("seed").w_bits.nunique().sum()
     print(f"\n{args.model} on {args.dataset}: {len(args.seeds)} seeds, {len(args.metrics)} metrics, "
           f"{len(args.budgets)} budgets; {trained} distinct schedules fine-tuned in {seconds:.0f} s "
           f"({torch.get_num_threads()} torch thread(s))\n")

@@ -90,7 +90,7 @@ def swept(base: Path, client) -> dict:
         r = pdbviz.sweep("digits", schedules=SCHEDULES, out=out, client=client, threads=1, **SETTINGS)
         t_end = time.time()
         store = RunStore(out)
-        docs = [d for d in map(store.read, store.keys()) if d["kind"] == "schedule"]
+        docs = [d for d in map(store.read, store.keys()) if d["task"] == "schedule"]
         assert len(docs) == len(SCHEDULES) and (r.runs.error == "").all()
         gaps, starts, ends = [], [], []
         for worker in {d["worker"] for d in docs}:

@@ -70,7 +70,7 @@ def read_saved_folder(directory: str | os.PathLike, meta_name: str, version: int
         directory: the folder.
         meta_name: the JSON file holding ``format_version`` and the rest.
         version: the ``format_version`` this pdbviz reads.
-        what: the kind of folder, for messages ("results", "study").
+        what: what the folder holds, for messages ("results", "study").
         files: ``{name: CSV file name}``; an empty file gives an empty DataFrame.
 
     Raises FileNotFoundError for a missing file, ValueError for invalid JSON

@@ -56,8 +56,8 @@ def select_output(out, output: Output = None) -> torch.Tensor:
         return out
     if hasattr(out, "logits") and isinstance(out.logits, torch.Tensor):
         return out.logits
-    kind = f"a dict with keys {list(out)}" if isinstance(out, dict) else f"a {type(out).__name__}"
-    raise ValueError(f"the model returns {kind}, not a logits tensor: pass output= (an index, a key, or a "
+    what = f"a dict with keys {list(out)}" if isinstance(out, dict) else f"a {type(out).__name__}"
+    raise ValueError(f"the model returns {what}, not a logits tensor: pass output= (an index, a key, or a "
                      "function of the output) to say where the logits are")
 
 

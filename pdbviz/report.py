@@ -39,7 +39,7 @@ def standard_figures(results: Results, embedding: pd.DataFrame | None = None,
         shown = [label for label in (results.label_of("float"), halving, results.label_of("1"))
                  if label in set(prof.schedule)]
         shown += [label for label in prof.schedule.unique()
-                  if results.table.set_index("schedule").kind.get(label) == "allocated"][:1]
+                  if results.table.set_index("schedule")["shape"].get(label) == "allocated"][:1]
         schedule = results.schedule(halving) if halving is not None else None
         metric = results.config.get("profile_metrics", ["fisher"])[0]
         figs["separability_profile"] = plot.profile_figure(

@@ -16,12 +16,12 @@ from ._io import atomic_write, json_default, read_saved_folder
 #: version of the results.json layout that ``Results.save`` writes and ``Results.load`` reads.
 RESULTS_FORMAT_VERSION = 1
 #: columns of ``Results.table``, one row per schedule.
-TABLE_COLUMNS = ["schedule", "kind", "w_bits", "a_bits", "kib", "avg_bits", "compression", "acc_mean", "acc_std",
+TABLE_COLUMNS = ["schedule", "shape", "w_bits", "a_bits", "kib", "avg_bits", "compression", "acc_mean", "acc_std",
                  "acc_ci95", "n_seeds", "train_seconds", "error"]
 #: the order ``Results.table`` shows its columns in: what a person reads first (schedule, accuracy, memory) leads;
 #: the files keep ``TABLE_COLUMNS``' order
 DISPLAY_ORDER = ["schedule", "acc_mean", "acc_ci95", "kib", "avg_bits", "compression", "acc_std", "w_bits", "a_bits",
-                 "kind", "n_seeds", "train_seconds", "error"]
+                 "shape", "n_seeds", "train_seconds", "error"]
 _FILES = {"table": "results.csv", "runs": "runs.csv", "history": "history.csv", "profiles": "profiles.csv"}
 
 
@@ -30,7 +30,7 @@ class Results:
     """What ``compare`` measured.
 
     Attributes:
-        table: one row per schedule: ``schedule`` (its label), ``kind``
+        table: one row per schedule: ``schedule`` (its label), ``shape``
             (float / uniform / decreasing / increasing / allocated / custom),
             ``w_bits`` and ``a_bits`` (per layer, dash-joined, forward order),
             ``kib`` (quantized-weight memory), ``avg_bits``, ``compression``
@@ -76,7 +76,7 @@ class Results:
         ``error`` (only when a schedule failed). ``table`` keeps the raw values.
 
         Example:
-            >>> t = pd.DataFrame({"schedule": ["8-4-2-1"], "kind": ["decreasing"], "w_bits": ["8-4-2-1-1-1-1-1"],
+            >>> t = pd.DataFrame({"schedule": ["8-4-2-1"], "shape": ["decreasing"], "w_bits": ["8-4-2-1-1-1-1-1"],
             ...                   "a_bits": ["32-32-32-32-32-32-32-32"], "kib": [11.421875], "avg_bits": [1.1546],
             ...                   "compression": [27.7155], "acc_mean": [98.7407], "acc_std": [0.4626],
             ...                   "acc_ci95": [1.1556], "n_seeds": [3], "train_seconds": [0.58], "error": [""]})
@@ -182,7 +182,9 @@ class Results:
     def load(cls, directory: str | os.PathLike) -> "Results":
         """Read what ``save`` wrote."""
         doc, frames = read_saved_folder(directory, "results.json", RESULTS_FORMAT_VERSION, "results", _FILES)
-        for col in ("schedule", "kind", "w_bits", "a_bits", "error"):
+        if "kind" in frames["table"] and "shape" not in frames["table"]:  # written before the column was renamed
+            frames["table"] = frames["table"].rename(columns={"kind": "shape"})
+        for col in ("schedule", "shape", "w_bits", "a_bits", "error"):
             frames["table"][col] = frames["table"][col].astype(object).fillna("").astype(str)
         if "error" in frames["runs"]:
             frames["runs"]["error"] = frames["runs"]["error"].astype(object).fillna("").astype(str)

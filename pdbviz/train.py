@@ -34,8 +34,8 @@ LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("fp32", "bf16")
 
 
-def _augment(x: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.Tensor:
-    if kind is None:
+def _augment(x: torch.Tensor, augment: str | None, gen: torch.Generator) -> torch.Tensor:
+    if augment is None:
         return x
     if x.dim() != 4:
         raise ValueError(f"augment='crop-flip' needs images (n, C, H, W), got inputs of shape {tuple(x.shape)}")

@@ -2,7 +2,7 @@
 
 ``parse_budget`` reads one (a number of average bits or a string such as
 ``"40 KiB"``, ``"1.5 bits"``, ``"2e8 BOPs"``); ``parse_budgets`` reads any
-number of them (also mappings and lists) into ``{kind: value}``.
+number of them (also mappings and lists) into ``{unit: value}``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-#: the kinds of budget and the resource each one limits.
+#: the units of a budget and the resource each one limits.
 RESOURCE = {"bits": "memory", "kib": "memory", "bops": "bops", "latency": "latency"}
 
 
@@ -69,5 +69,5 @@ def parse_budgets(budget) -> dict[str, float]:
         for item in budget:
             out.update(parse_budgets(item))
         return out
-    kind, value = parse_budget(budget)
-    return {kind: value}
+    unit, value = parse_budget(budget)
+    return {unit: value}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -100,14 +101,21 @@ class Budget:
 
 @dataclass(frozen=True)
 class Entry:
-    """A parsed schedule entry: ``text`` as given (stripped), ``label`` in words, ``kind`` (``quant.presets.KINDS``).
+    """A parsed schedule entry: ``text`` as given (stripped), ``label`` in words, ``shape`` (``quant.presets.SHAPES``).
 
     The concrete entries are ``ScheduleEntry``, ``AllocEntry`` and ``InvalidEntry``.
     """
 
     text: str
     label: str
-    kind: str
+    shape: str
+
+    @property
+    def kind(self) -> str:
+        """Deprecated name of ``shape``."""
+        warnings.warn("Entry.kind is deprecated; use Entry.shape (a schedule's shape, not a module's kind)",
+                      DeprecationWarning, stacklevel=2)
+        return self.shape
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ class ScheduleEntry(Entry):
 
     def named(self) -> NamedSchedule:
         """The entry as a ``NamedSchedule`` (what runs and tables take)."""
-        return NamedSchedule(self.text, self.label, self.kind, self.schedule)
+        return NamedSchedule(self.text, self.label, self.shape, self.schedule)
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,7 @@ class InvalidEntry(Entry):
 
     def named(self) -> NamedSchedule:
         """A placeholder ``NamedSchedule`` (no schedule) under which the table records the error."""
-        return NamedSchedule(self.label, self.label, self.kind, None)
+        return NamedSchedule(self.label, self.label, self.shape, None)
 
 
 def parse_entry(entry, model: nn.Module) -> Entry:
@@ -181,7 +189,7 @@ def parse_entry(entry, model: nn.Module) -> Entry:
         >>> parse_entry("halving", m).label
         '8-4-2-1'
         >>> e = parse_entry("float:long", m)
-        >>> e.kind, e.is_float_control, e.schedule is None
+        >>> e.shape, e.is_float_control, e.schedule is None
         ('float', True, True)
     """
     if isinstance(entry, Entry):

@@ -206,8 +206,8 @@ def allocate(model: nn.Module, loss: pd.DataFrame, budget, primary: str | None =
     if not limits:
         raise ValueError(f"budget must limit memory, BOPs or latency, got {budget!r}")
     if primary is None:
-        kinds = {RESOURCE[k] for k in limits}
-        primary = next(p for p in PRIMARY if p in kinds)
+        resources = {RESOURCE[k] for k in limits}
+        primary = next(p for p in PRIMARY if p in resources)
     front = pareto_front(model, loss, primary, limits, monotone, allowed, latency, weight_mode, act_mode,
                          example_input, _single=True)
     return front.choose()

@@ -97,8 +97,8 @@ def allocate_bits(profile: pd.DataFrame, model: nn.Module, budget, choices: Sequ
                          for n, dl in zip(layers, d) for b in choices])
     front = pareto_front(model, loss, "memory", budget, monotone=True)
     low = front.table.iloc[0]
-    kind, value = parse_budget(budget)
-    if (low.avg_bits if kind == "bits" else low.weight_kib) > value * (1 + 1e-12):
+    unit, value = parse_budget(budget)
+    if (low.avg_bits if unit == "bits" else low.weight_kib) > value * (1 + 1e-12):
         raise ValueError(f"budget {budget!r} is impossible with choices {sorted(choices)}: the smallest feasible "
                          f"budget is {low.avg_bits:g} average bits ({low.weight_kib:.2f} KiB)")
     w = front.table.w_bits.iloc[front.index()]

@@ -56,7 +56,7 @@ COLUMNS = ["claim", "statement", "schedule", "baseline", "effect", "seed_std", "
 MEMORY_SAVING = 0.25
 #: the entry of the float control trained as long as the quantized runs.
 FLOAT_CONTROL = "float:long"
-_KINDS = ("beats", "as accurate")
+RELATIONS = ("beats", "as accurate")
 _METHODS = {"seeds x images": "interval paired over seeds and test images",
             "images (one seed)": "interval paired over test images (one seed: the seed spread is unknown)",
             "seeds + binomial": "interval from the seed spread and binomial test-set terms (no per-image correctness)"}
@@ -169,18 +169,18 @@ def accuracy_ci95(accs, n_test: int | None, z: float | None = None, correct=None
     return z * e.se if z is not None else e.half_width
 
 
-def verdict(ci_low: float, ci_high: float, kind: str, margin: float = 0.5) -> str:
+def verdict(ci_low: float, ci_high: float, relation: str, margin: float = 0.5) -> str:
     """``holds`` / ``within noise`` / ``does not hold`` for a ``"beats"`` or an ``"as accurate"`` claim.
 
     Example:
         >>> verdict(-0.3, 1.2, "as accurate"), verdict(-0.3, 1.2, "beats")
         ('holds', 'within noise')
     """
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if relation not in RELATIONS:
+        raise ValueError(f"relation must be one of {RELATIONS}, got {relation!r}")
     if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return "not measured"
-    floor = 0.0 if kind == "beats" else -margin
+    floor = 0.0 if relation == "beats" else -margin
     if ci_low > floor:
         return "holds"
     if ci_high < floor:
@@ -204,7 +204,7 @@ def float_reference(table: pd.DataFrame, entries: dict, float_label: str | None 
     ``float_control`` column, else entry ``"float:long"`` (trained as long as the quantized runs), else ``"float"``.
 
     Example:
-        >>> t = pd.DataFrame({"schedule": ["float-32", "float-32 (long)"], "kind": "float"})
+        >>> t = pd.DataFrame({"schedule": ["float-32", "float-32 (long)"], "shape": "float"})
         >>> float_reference(t, {"float-32": "float", "float-32 (long)": "float:long"})
         'float-32 (long)'
     """
@@ -257,7 +257,7 @@ def evaluate_claims(table: pd.DataFrame, runs: pd.DataFrame, entries: dict, n_te
         float_label: the float run to refer to (default: ``float_reference``).
 
     Example:
-        >>> t = pd.DataFrame({"schedule": ["8-4-2-1", "alloc"], "kind": ["decreasing", "allocated"],
+        >>> t = pd.DataFrame({"schedule": ["8-4-2-1", "alloc"], "shape": ["decreasing", "allocated"],
         ...                   "w_bits": "8-4-2-1", "a_bits": "32-32-32-32", "kib": 11.4, "acc_mean": [97.0, 97.1],
         ...                   "error": ""})
         >>> runs = pd.DataFrame({"schedule": ["8-4-2-1", "alloc"], "seed": 0, "test_acc": [97.0, 97.1],
@@ -274,7 +274,7 @@ def evaluate_claims(table: pd.DataFrame, runs: pd.DataFrame, entries: dict, n_te
     float_run = _describe_float(ok, entries, reference)
     rows = []
 
-    def add(claim, statement, schedule, baseline, kind, note=""):
+    def add(claim, statement, schedule, baseline, relation, note=""):
         row = dict.fromkeys(COLUMNS, math.nan)
         row.update(claim=claim, statement=statement, schedule=schedule or "-", baseline=baseline or "-", note=note,
                    method="", float_run=float_run)
@@ -288,14 +288,14 @@ def evaluate_claims(table: pd.DataFrame, runs: pd.DataFrame, entries: dict, n_te
                 r = compare_schedules(runs, schedule, baseline, n_test)
                 row.update({k: r[k] for k in ("effect", "seed_std", "ci_low", "ci_high", "se", "df", "mde",
                                               "method")})
-                row["verdict"] = verdict(r["ci_low"], r["ci_high"], kind, margin)
+                row["verdict"] = verdict(r["ci_low"], r["ci_high"], relation, margin)
                 if row["verdict"] == "within noise" and r["estimate"] is not None:
-                    target = r["effect"] + margin if kind == "as accurate" else r["effect"]
+                    target = r["effect"] + margin if relation == "as accurate" else r["effect"]
                     need = r["estimate"].needed(target)
                     row.update(seeds_needed=need["seeds"], images_needed=need["images"])
                 row["note"] = f"{r['seeds']} seeds; {_METHODS.get(r['method'], r['method'])}" + \
                     (f"; {note}" if note else "")
-        row["conclusion"] = conclusion(row, kind, margin)
+        row["conclusion"] = conclusion(row, relation, margin)
         rows.append(row)
 
     _claim_i(ok, entries, table, halving, margin, add)
@@ -311,13 +311,13 @@ def evaluate_claims(table: pd.DataFrame, runs: pd.DataFrame, entries: dict, n_te
 
 def _claim_i(ok, entries, table, halving, margin, add) -> None:
     statement = "a decreasing schedule is as accurate as {} homogeneous schedule using >= 1/0.75 of its memory"
-    decreasing = [halving] if halving in ok.index else ok.index[ok.kind == "decreasing"].tolist()[:1]
+    decreasing = [halving] if halving in ok.index else ok.index[ok["shape"] == "decreasing"].tolist()[:1]
     if not decreasing:
         add("i", statement.format("the"), None, None, "as accurate", "no decreasing schedule in the run")
         return
     dec = decreasing[0]
     floor = float(ok.kib[dec]) / (1 - MEMORY_SAVING)
-    uniform = ok[(ok.kind == "uniform") & (ok.kib >= floor * (1 - 1e-9))]
+    uniform = ok[(ok["shape"] == "uniform") & (ok.kib >= floor * (1 - 1e-9))]
     if uniform.empty:
         add("i", statement.format("the"), dec, None, "as accurate",
             f"no homogeneous schedule with >= {floor:.2f} KiB (1/0.75 of {dec}'s memory)")
@@ -336,7 +336,7 @@ def claims_text(claims: pd.DataFrame) -> str:
     """The claims as text for terminals: each statement, then its one-line conclusion and details.
 
     Example:
-        >>> t = pd.DataFrame({"schedule": ["8-4-2-1", "uniform 1-bit"], "kind": ["decreasing", "uniform"],
+        >>> t = pd.DataFrame({"schedule": ["8-4-2-1", "uniform 1-bit"], "shape": ["decreasing", "uniform"],
         ...                   "w_bits": ["8-4-2-1", "1-1-1-1"], "a_bits": "32-32-32-32", "kib": [11.42, 9.89],
         ...                   "acc_mean": [97.1, 96.1], "error": ""})
         >>> runs = pd.DataFrame({"schedule": ["8-4-2-1"] * 3 + ["uniform 1-bit"] * 3, "seed": [0, 1, 2] * 2,

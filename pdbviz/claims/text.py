@@ -25,7 +25,7 @@ def _sizes(seeds, images) -> str:
     return "would take " + " or ".join(parts)
 
 
-def conclusion(row: dict, kind: str, margin: float) -> str:
+def conclusion(row: dict, relation: str, margin: float) -> str:
     """One line: the verdict, both schedules with their memories, the effect and its interval, and for a
     "within noise" verdict the minimum detectable effect and the seeds or images that would decide."""
     v = row["verdict"]
@@ -35,12 +35,12 @@ def conclusion(row: dict, kind: str, margin: float) -> str:
     if v == "not testable":
         return f"not testable: {mem} are the same schedule"
     line = f"{v}: {mem}: {row['effect']:+.2f} points, 95% CI [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
-    if kind == "as accurate":
+    if relation == "as accurate":
         line += f" (non-inferior if above -{margin:g})"
     if v != "within noise":
         return line
-    target = row["effect"] + margin if kind == "as accurate" else row["effect"]
-    what = f"its {target:.2f}-point distance from -{margin:g}" if kind == "as accurate" else \
+    target = row["effect"] + margin if relation == "as accurate" else row["effect"]
+    what = f"its {target:.2f}-point distance from -{margin:g}" if relation == "as accurate" else \
         f"{row['effect']:+.2f} points"
     return (f"{line}; the experiment detects {row['mde']:.2f} points ({POWER:.0%} power, {ALPHA:.0%} two-sided); "
             f"detecting {what} {_sizes(row['seeds_needed'], row['images_needed'])}")

@@ -108,9 +108,9 @@ class Split:
     """One split of a dataset; see the module docstring for what it can hold.
 
     Attributes:
-        kind: ``"tensors"``, ``"dataset"`` or ``"loader"``.
-        X, y: the tensors (kind ``"tensors"`` only).
-        source: the Dataset or DataLoader (the other kinds).
+        form: ``"tensors"``, ``"dataset"`` or ``"loader"``.
+        X, y: the tensors (form ``"tensors"`` only).
+        source: the Dataset or DataLoader (the other forms).
     """
 
     def __init__(self, X=None, y=None, source=None, what: str = "data"):
@@ -118,13 +118,13 @@ class Split:
         if source is None:
             X, y = input_tensor(X, f"{what} inputs"), label_tensor(y, f"{what} labels")
             check_xy(X, y, what)
-            self.kind, self.X, self.y, self.source = "tensors", X, y, None
+            self.form, self.X, self.y, self.source = "tensors", X, y, None
         else:
             from torch.utils.data import DataLoader, IterableDataset
 
             if isinstance(source, IterableDataset):
                 raise TypeError(f"{what}: an IterableDataset has no length or indexing; wrap it in a DataLoader")
-            self.kind = "loader" if isinstance(source, DataLoader) or not hasattr(source, "__getitem__") \
+            self.form = "loader" if isinstance(source, DataLoader) or not hasattr(source, "__getitem__") \
                 else "dataset"
             self.X = self.y = None
             self.source = source
@@ -137,9 +137,9 @@ class Split:
 
     def __len__(self) -> int:
         """Number of samples (for a DataLoader: its dataset's length when it has one, else batches x size)."""
-        if self.kind == "tensors":
+        if self.form == "tensors":
             return len(self.y)
-        if self.kind == "dataset":
+        if self.form == "dataset":
             return len(self.source)
         dataset = getattr(self.source, "dataset", None)
         try:
@@ -150,27 +150,27 @@ class Split:
     @property
     def in_memory(self) -> bool:
         """True when the split holds tensors in memory."""
-        return self.kind == "tensors"
+        return self.form == "tensors"
 
     def n_batches(self, batch_size: int) -> int:
         """Batches per pass at ``batch_size`` (a DataLoader keeps its own)."""
-        if self.kind == "loader":
+        if self.form == "loader":
             return len(self.source)
         return math.ceil(len(self) / batch_size)
 
     def first(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The first two samples, for shape and dtype checks."""
-        if self.kind == "tensors":
+        if self.form == "tensors":
             return self.X[:2], self.y[:2]
-        if self.kind == "dataset":
+        if self.form == "dataset":
             return collate([self.source[i] for i in range(min(2, len(self.source)))])
         return _batch(next(iter(self.source)), self.what)
 
     def labels(self) -> torch.Tensor | None:
         """All labels, when they are available without reading the inputs (else None)."""
-        if self.kind == "tensors":
+        if self.form == "tensors":
             return self.y
-        source = self.source if self.kind == "dataset" else getattr(self.source, "dataset", None)
+        source = self.source if self.form == "dataset" else getattr(self.source, "dataset", None)
         for attr in ("targets", "labels", "tensors"):
             values = getattr(source, attr, None)
             if attr == "tensors" and isinstance(values, tuple) and len(values) >= 2:
@@ -194,13 +194,13 @@ class Split:
         """
         device = torch.device(device) if device is not None else torch.device("cpu")
         pin = device.type == "cuda"
-        if self.kind == "loader":
+        if self.form == "loader":
             for batch in self.source:
                 x, y = _batch(batch, self.what)
                 yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
             return
         gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-        if self.kind == "tensors":
+        if self.form == "tensors":
             n = len(self.y)
             order = torch.randperm(n, generator=gen) if shuffle else None
             for i in range(0, n, batch_size):
@@ -222,10 +222,10 @@ class Split:
     def sample(self, n: int | None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """At most ``n`` samples in memory (all for ``None``): stratified by class when the labels are known
         without reading the inputs, else a seeded random subset (a DataLoader: its first batches)."""
-        if self.kind == "tensors":
+        if self.form == "tensors":
             keep = stratified_indices(self.y, n, seed, "n_samples")
             return (self.X, self.y) if keep is None else (self.X[keep], self.y[keep])
-        if self.kind == "dataset":
+        if self.form == "dataset":
             total = len(self.source)
             labels = self.labels()
             if labels is not None:

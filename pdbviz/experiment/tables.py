@@ -93,7 +93,7 @@ def _table(entries, runs: pd.DataFrame, template: nn.Module, n_test: int | None 
         if mem is None and named.shape == "float" and not error:
             mem = memory_summary(template)
         rows.append({
-            "schedule": named.label, "kind": named.shape, "w_bits": "-".join(map(str, w)),
+            "schedule": named.label, "shape": named.shape, "w_bits": "-".join(map(str, w)),
             "a_bits": "-".join(map(str, a)),
             "kib": mem.quantized_weight_kib if mem else float("nan"),
             "avg_bits": mem.avg_bits if mem else float("nan"),

@@ -76,8 +76,8 @@ class ExportResult:
 
 
 def _describe(grid: IntegerGrid) -> str:
-    kind = "bipolar" if grid.bipolar else f"{'int' if grid.signed else 'uint'}{grid.bits}{' narrow' if grid.narrow else ''}"
-    return f"{kind}, scale {grid.scale:.6g}" + (f", offset {grid.offset:.6g}" if grid.offset else "")
+    form = "bipolar" if grid.bipolar else f"{'int' if grid.signed else 'uint'}{grid.bits}{' narrow' if grid.narrow else ''}"
+    return f"{form}, scale {grid.scale:.6g}" + (f", offset {grid.offset:.6g}" if grid.offset else "")
 
 
 def _planar(grid: IntegerGrid) -> bool:

@@ -220,12 +220,12 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
     sampling error; see ``pdbviz.claims``), else its seed standard deviation.
     """
     go = _go()
-    _need(table, ["schedule", "kind", "kib", "acc_mean", "acc_std"], "table")
+    _need(table, ["schedule", "shape", "kib", "acc_mean", "acc_std"], "table")
     t = resolve_theme(theme)
     df = table[np.isfinite(table.acc_mean.astype(float))].reset_index(drop=True)
     err = df.acc_ci95 if "acc_ci95" in df else df.acc_std
     fig = go.Figure()
-    quant = df[df.kind != "float"]
+    quant = df[df["shape"] != "float"]
     colours = palette(t, len(quant))
     # a schedule with the same bits and the same accuracy as an earlier one is the same point: labelled "(= ...)"
     equal: dict[str, str] = {}
@@ -245,17 +245,17 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
             x=[x], y=[row.acc_mean], mode="markers", name=f"{row.schedule} (= {twin})" if twin else str(row.schedule),
             error_y={"type": "data", "array": [0 if not np.isfinite(err[idx]) else err[idx]], "thickness": 1,
                      "width": 3},
-            marker={"size": t["marker_size"], "symbol": _SYMBOLS.get(row.kind, "circle"),
+            marker={"size": t["marker_size"], "symbol": _SYMBOLS.get(row["shape"], "circle"),
                     "color": colours[i % len(colours)], "line": {"width": 0.5, "color": "#222"}},
             hovertemplate=f"{row.schedule}: %{{y:.2f}}% at {row.kib:.2f} KiB<extra></extra>"))
-    uniform = quant[quant.kind == "uniform"]
+    uniform = quant[quant["shape"] == "uniform"]
     front = [uniform.index[i] for i in pareto_frontier(list(uniform.kib), list(uniform.acc_mean))]
     if front:
         f = df.loc[front]
         fig.add_trace(go.Scatter(x=f.kib, y=f.acc_mean, mode="lines", name="homogeneous frontier",
                                  line={"color": "#777777", "dash": "dot", "shape": "hv", "width": 1},
                                  hoverinfo="skip"))
-    for (_, row), dash in zip(df[df.kind == "float"].iterrows(), ("dash", "dot", "dashdot", "longdash")):
+    for (_, row), dash in zip(df[df["shape"] == "float"].iterrows(), ("dash", "dot", "dashdot", "longdash")):
         acc = float(row.acc_mean)
         fig.add_trace(go.Scatter(x=[quant.kib.min(), quant.kib.max()] if len(quant) else [], y=[acc, acc],
                                  mode="lines", name=f"{row.schedule} ({acc:.2f}%)", hoverinfo="skip",

@@ -30,7 +30,7 @@ def metric_study_figure(study, correlation: pd.DataFrame | None = None, title: s
 
     Args:
         study: a ``MetricStudy``, or its ``summary`` table (``method``,
-            ``kind``, ``budget``, ``acc_mean``, ``acc_ci95``).
+            ``family``, ``budget``, ``acc_mean``, ``acc_ci95``).
         correlation: its ``correlation`` table (``metric``, ``spearman``,
             ``ci_low``, ``ci_high``); taken from ``study`` when it is a
             ``MetricStudy``; without one, the right panel is left out.
@@ -44,7 +44,7 @@ def metric_study_figure(study, correlation: pd.DataFrame | None = None, title: s
     ``plot.for_print(fig, "page")``.
 
     Example:
-        >>> s = pd.DataFrame({"method": ["a", "a", "uniform", "uniform"], "kind": ["metric"] * 2 + ["uniform"] * 2,
+        >>> s = pd.DataFrame({"method": ["a", "a", "uniform", "uniform"], "family": ["metric"] * 2 + ["uniform"] * 2,
         ...                   "budget": [2.0, 4.0] * 2, "acc_mean": [97.0, 98.0, 96.0, 98.0], "acc_ci95": 0.5})
         >>> c = pd.DataFrame({"metric": ["a"], "spearman": [0.8], "ci_low": [0.2], "ci_high": [1.0]})
         >>> [tr.name for tr in metric_study_figure(s, c).data if tr.showlegend is not False]
@@ -54,12 +54,12 @@ def metric_study_figure(study, correlation: pd.DataFrame | None = None, title: s
     from plotly.subplots import make_subplots
 
     summary, correlation = _tables(study, correlation)
-    _need(summary, ["method", "kind", "budget", "acc_mean", "acc_ci95"], "summary")
+    _need(summary, ["method", "family", "budget", "acc_mean", "acc_ci95"], "summary")
     if correlation is not None:
         _need(correlation, ["metric", "spearman", "ci_low", "ci_high"], "correlation")
     t = resolve_theme(theme)
-    quant = summary[summary.kind != "float"]
-    metrics = list(dict.fromkeys(quant.method[quant.kind == "metric"]))
+    quant = summary[summary.family != "float"]
+    metrics = list(dict.fromkeys(quant.method[quant.family == "metric"]))
     colours = palette(t, len(metrics))
     colour = {m: colours[i % len(colours)] for i, m in enumerate(metrics)}
     colour["uniform"] = "#777777"
@@ -86,7 +86,7 @@ def metric_study_figure(study, correlation: pd.DataFrame | None = None, title: s
             marker={"size": t["marker_size"] - 2, "color": colour[method]},
             error_y=None if bands else {"type": "data", "array": ci, "thickness": 1, "width": 3},
             hovertemplate=f"{name}: %{{y:.2f}}% at %{{x:g}} bits<extra></extra>"), row=1, col=1)
-    flt = summary[summary.kind == "float"]
+    flt = summary[summary.family == "float"]
     if len(flt) and len(quant):
         acc = float(flt.acc_mean.iloc[0])
         fig.add_trace(go.Scatter(x=[quant.budget.min(), quant.budget.max()], y=[acc, acc], mode="lines",

@@ -44,7 +44,7 @@ def rank_correlation(runs: pd.DataFrame, n_test: int | None = None, n_boot: int 
     """Per metric: Spearman's rho between predicted loss and measured accuracy drop, with its interval.
 
     Args:
-        runs: ``MetricStudy.runs`` (rows of ``kind == "metric"`` are used:
+        runs: ``MetricStudy.runs`` (rows of ``family == "metric"`` are used:
             ``method``, ``seed``, ``predicted_loss``, ``test_acc``, ``float_acc``).
         n_test: test-set size, for the binomial part of the bootstrap (None: seeds only).
         n_boot: bootstrap resamples (0: no interval).
@@ -58,7 +58,7 @@ def rank_correlation(runs: pd.DataFrame, n_test: int | None = None, n_boot: int 
         ``n_seeds``. Higher is better (see ``pdbviz.study``).
 
     Example:
-        >>> runs = pd.DataFrame({"method": "m", "kind": "metric", "seed": [0, 0, 0, 1, 1, 1],
+        >>> runs = pd.DataFrame({"method": "m", "family": "metric", "seed": [0, 0, 0, 1, 1, 1],
         ...                      "predicted_loss": [3.0, 2.0, 1.0, 3.1, 2.2, 0.9], "float_acc": 99.0,
         ...                      "test_acc": [90.0, 95.0, 98.0, 91.0, 96.0, 97.0], "error": ""})
         >>> rank_correlation(runs, n_boot=0)[["metric", "spearman", "seed_mean"]].round(3).values.tolist()
@@ -66,7 +66,7 @@ def rank_correlation(runs: pd.DataFrame, n_test: int | None = None, n_boot: int 
     """
     validate("level", level, _LEVEL)
     n_boot = validate("n_boot", n_boot, NON_NEGATIVE_INT)
-    ok = runs[(runs.kind == "metric") & (runs.error.fillna("") == "") & np.isfinite(runs.test_acc.astype(float))]
+    ok = runs[(runs.family == "metric") & (runs.error.fillna("") == "") & np.isfinite(runs.test_acc.astype(float))]
     rng = np.random.default_rng(seed)
     rows = []
     for metric, df in ok.groupby("method", sort=False):

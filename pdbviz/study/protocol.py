@@ -64,7 +64,7 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
             and set the interaction-aware allocation of the first metric
             against its additive one at every budget (``study.interaction``:
             ``MetricStudy.interaction``; the aware runs are method
-            ``"METRIC+interactions"``, kind ``"interaction"``). Off by
+            ``"METRIC+interactions"``, family ``"interaction"``). Off by
             default: it measures and fine-tunes more.
 
     Returns:
@@ -120,12 +120,12 @@ def metric_study(data="digits", model="lenet", metrics: Sequence[str] = DEFAULT_
                               "aware": aware})
         for b, k in uniform_k.items():
             plans.append(("uniform", "uniform", b, BitSchedule.uniform(template, k), math.nan))
-        for method, kind, b, schedule, loss in plans:
+        for method, family, b, schedule, loss in plans:
             key = (schedule.to_string(template), seed)
             if key not in trained:
-                named = NamedSchedule(key[0], key[0], "allocated" if kind == "metric" else kind, schedule)
+                named = NamedSchedule(key[0], key[0], "allocated" if family == "metric" else family, schedule)
                 trained[key] = run_schedule(named, seed, data, config, float_model, model, width)["run"]
-            rows.append(_run_row(method, kind, b, seed, schedule, template, loss, float_acc, trained[key]))
+            rows.append(_run_row(method, family, b, seed, schedule, template, loss, float_acc, trained[key]))
         for pair in (p for p in pairs if p["seed"] == seed):
             for side in ("additive", "aware"):
                 text = pair[side].to_string(template)
@@ -178,9 +178,9 @@ def _measured_bits(w_bits: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(set(inside) | {min(w_bits), max(w_bits)}))
 
 
-def _run_row(method, kind, budget, seed, schedule, template, loss, float_acc, run) -> dict:
+def _run_row(method, family, budget, seed, schedule, template, loss, float_acc, run) -> dict:
     mem = memory_summary(template, schedule)
-    return {"method": method, "kind": kind, "budget": budget, "seed": seed,
+    return {"method": method, "family": family, "budget": budget, "seed": seed,
             "w_bits": "-".join(map(str, schedule.w_bits)),
             "avg_bits": mem.avg_bits, "kib": mem.quantized_weight_kib, "predicted_loss": loss, "float_acc": float_acc,
             "test_acc": run["test_acc"], "acc_drop": float_acc - run["test_acc"],
@@ -192,14 +192,14 @@ def _summary(runs: pd.DataFrame, n_test: int) -> pd.DataFrame:
     for (method, budget), df in runs.groupby(["method", "budget"], sort=False, dropna=False):
         ok = df[df.error == ""]
         accs = ok.test_acc.astype(float).tolist()
-        rows.append({"method": method, "kind": df.kind.iloc[0], "budget": budget, "w_bits": df.w_bits.iloc[0],
+        rows.append({"method": method, "family": df.family.iloc[0], "budget": budget, "w_bits": df.w_bits.iloc[0],
                      "avg_bits": df.avg_bits.mean(), "kib": df.kib.mean(), "predicted_loss": df.predicted_loss.mean(),
                      "acc_mean": float(np.mean(accs)) if accs else math.nan,
                      "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else math.nan,
                      "acc_ci95": accuracy_ci95(accs, n_test), "drop_mean": ok.acc_drop.mean() if accs else math.nan,
                      "n_seeds": len(accs), "n_schedules": df.w_bits.nunique()})
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    methods = list(dict.fromkeys(["float", *runs.method[runs.kind == "metric"], "uniform"]))
+    methods = list(dict.fromkeys(["float", *runs.method[runs.family == "metric"], "uniform"]))
     out["_m"] = out.method.map({m: i for i, m in enumerate(methods)})
     return out.sort_values(["_m", "budget"], kind="stable").drop(columns="_m").reset_index(drop=True)
 

@@ -15,10 +15,10 @@ from .._io import atomic_write, json_default, read_saved_folder
 #: version of the study.json layout that ``MetricStudy.save`` writes and ``MetricStudy.load`` reads.
 STUDY_FORMAT_VERSION = 1
 #: columns of ``MetricStudy.runs``.
-RUN_COLUMNS = ["method", "kind", "budget", "seed", "w_bits", "avg_bits", "kib", "predicted_loss", "float_acc",
+RUN_COLUMNS = ["method", "family", "budget", "seed", "w_bits", "avg_bits", "kib", "predicted_loss", "float_acc",
                "test_acc", "acc_drop", "train_seconds", "error"]
 #: columns of ``MetricStudy.summary``.
-SUMMARY_COLUMNS = ["method", "kind", "budget", "w_bits", "avg_bits", "kib", "predicted_loss", "acc_mean", "acc_std",
+SUMMARY_COLUMNS = ["method", "family", "budget", "w_bits", "avg_bits", "kib", "predicted_loss", "acc_mean", "acc_std",
                    "acc_ci95", "drop_mean", "n_seeds", "n_schedules"]
 _INTERACTION_FILE = "study_interaction.csv"
 _FILES = {"runs": "study_runs.csv", "summary": "study_summary.csv", "correlation": "study_correlation.csv",
@@ -31,8 +31,8 @@ class MetricStudy:
 
     Attributes:
         runs: one row per method, budget and seed (``RUN_COLUMNS``):
-            ``method`` (a metric, ``"uniform"`` or ``"float"``), ``kind``
-            (``"metric"``, ``"uniform"``, ``"float"``), ``budget`` (average
+            ``method`` (a metric, ``"uniform"`` or ``"float"``), ``family``
+            (``"metric"``, ``"uniform"``, ``"float"``, ``"interaction"``), ``budget`` (average
             bits; NaN for float), ``w_bits`` (per layer, dash-joined),
             ``avg_bits`` and ``kib`` of the schedule, ``predicted_loss`` (the
             front's, NaN for the references), ``float_acc`` (the seed's float
@@ -70,7 +70,7 @@ class MetricStudy:
 
     def accuracy_table(self) -> pd.DataFrame:
         """Accuracy (%) at each budget, one row per method, one column per budget: ``"mean ± ci95"`` strings."""
-        s = self.summary[self.summary.kind != "float"]
+        s = self.summary[self.summary.family != "float"]
         cells = s.assign(cell=[_pm(m, c) for m, c in zip(s.acc_mean, s.acc_ci95)])
         order = list(dict.fromkeys(s.method))
         table = cells.pivot(index="method", columns="budget", values="cell").reindex(order)
@@ -83,7 +83,7 @@ class MetricStudy:
         c["spearman (95% CI)"] = [f"{r:+.2f} [{lo:+.2f}, {hi:+.2f}]" for r, lo, hi in zip(c.spearman, c.ci_low,
                                                                                             c.ci_high)]
         c["per seed"] = [_pm(m, s, signed=True) for m, s in zip(c.seed_mean, c.seed_std)]
-        flt = self.summary[self.summary.kind == "float"]
+        flt = self.summary[self.summary.family == "float"]
         head = (f"Rank correlation of predicted loss with measured accuracy drop (Spearman; higher is better), "
                 f"{len(self.config.get('seeds', []))} seeds:")
         lines = [head, c[["metric", "spearman (95% CI)", "per seed", "n_runs"]].to_string(index=False), "",
@@ -118,6 +118,9 @@ class MetricStudy:
     def load(cls, directory: str | os.PathLike) -> "MetricStudy":
         """Read what ``save`` wrote."""
         doc, frames = read_saved_folder(directory, "study.json", STUDY_FORMAT_VERSION, "study", _FILES)
+        for name in ("runs", "summary"):  # written before the column was renamed
+            if "kind" in frames[name] and "family" not in frames[name]:
+                frames[name] = frames[name].rename(columns={"kind": "family"})
         for name, col in (("runs", "error"), ("runs", "w_bits"), ("summary", "w_bits")):
             frames[name][col] = frames[name][col].astype(object).fillna("").astype(str)
         path = Path(directory) / _INTERACTION_FILE

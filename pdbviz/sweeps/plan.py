@@ -33,7 +33,7 @@ class RunRecord:
         dataset, model: the pair the run belongs to.
         label: the schedule's label (``"8-4-2-1"``, ``"uniform 2-bit"``, ``"float-32"``).
         entry: the schedule entry as given (``"halving"``, ``"2"``, ``"alloc:1.5"``).
-        kind: float / uniform / decreasing / increasing / allocated / custom.
+        shape: float / uniform / decreasing / increasing / allocated / custom.
         schedule: the one-line schedule (``"8-4-2-1"``; ``"32"`` for float).
         seed: the run's seed.
         test_acc: test accuracy in % (NaN when it failed).
@@ -52,7 +52,7 @@ class RunRecord:
     model: str
     label: str
     entry: str
-    kind: str
+    shape: str
     schedule: str
     seed: int
     test_acc: float
@@ -112,7 +112,7 @@ class Plan:
 
     def float_key(self, seed: int) -> str:
         c = self.config
-        return run_key(kind="float", seed=seed, model=self._model_desc, data=self._data_desc,
+        return run_key(task="float", seed=seed, model=self._model_desc, data=self._data_desc,
                        train={"epochs": c.epochs, "lr": c.lr, "batch_size": c.batch_size, "device": c.device},
                        profile=self._profile_part(seed))
 
@@ -124,7 +124,7 @@ class Plan:
         else:
             train = {"finetune": False, "epochs": c.epochs, "lr": c.lr, "batch_size": c.batch_size,
                      "device": c.device}
-        return run_key(kind="schedule", entry=named.entry, label=named.label,
+        return run_key(task="schedule", entry=named.entry, label=named.label,
                        schedule=named.schedule.to_dict() if named.schedule is not None else None,
                        seed=seed, model=self._model_desc, data=self._data_desc, train=train,
                        profile=self._profile_part(seed))
@@ -150,11 +150,11 @@ class Plan:
         return [(named, seed, self.schedule_key(named, seed)) for named, error in self.resolved
                 if named is not None and not error and runs_of(named) for seed in self.seeds]
 
-    def describe(self, kind: str, named: NamedSchedule | None, seed: int) -> dict:
+    def describe(self, task: str, named: NamedSchedule | None, seed: int) -> dict:
         """What a run's JSON record says about it besides its numbers."""
         named = named or NamedSchedule("float", PRESETS["float"].label, "float", None)
-        return {"kind": kind, "dataset": self.data.name, "model": model_name(self.model), "entry": named.entry,
-                "label": named.label, "schedule_kind": named.shape, "seed": seed,
+        return {"task": task, "dataset": self.data.name, "model": model_name(self.model), "entry": named.entry,
+                "label": named.label, "shape": named.shape, "seed": seed,
                 "schedule": named.schedule.to_dict() if named.schedule is not None else None,
                 "schedule_string": named.schedule.to_string(self.template) if named.schedule is not None else "32",
                 "settings": {"data": self._data_desc, "model": self._model_desc, "width": self.width,
@@ -167,7 +167,7 @@ class Plan:
         kib, avg = self._memory_of(doc)
         run = doc["run"]
         return RunRecord(key=key, dataset=self.data.name, model=model_name(self.model), label=doc["label"],
-                         entry=doc["entry"], kind=doc["schedule_kind"], schedule=doc["schedule_string"],
+                         entry=doc["entry"], shape=doc.get("shape", doc.get("schedule_kind", "")), schedule=doc["schedule_string"],
                          seed=int(run["seed"]), test_acc=float(run["test_acc"]), kib=kib, avg_bits=avg,
                          train_seconds=float(run["train_seconds"]), error=run["error"], resumed=resumed, done=done,
                          total=total, history=history, correct=run.get("correct") or "")

@@ -195,7 +195,7 @@ class Runner:
         return True
 
     def _land(self, fut) -> None:
-        plan, kind, named, seed, key = self.meta.pop(fut.key)
+        plan, task, named, seed, key = self.meta.pop(fut.key)
         self.futures.pop(fut.key, None)  # a float future stays alive in float_f for the runs that need it
         label = named.label if named is not None else PRESETS["float"].label
         try:
@@ -208,25 +208,25 @@ class Runner:
                                f"{self.total} runs are written to {self.store.root}; run the same sweep again to "
                                "resume") from None
         except Exception as err:  # noqa: BLE001 - KilledWorker after its retries, or a lost dependency
-            if kind == "schedule" and self._requeue(fut, err, plan, named, seed, key):
+            if task == "schedule" and self._requeue(fut, err, plan, named, seed, key):
                 return
             rec = failed_record(label, seed, err)
             rec.update(profile=None, task_seconds=float("nan"), task_started=float("nan"), worker="")
-            if kind == "schedule":
+            if task == "schedule":
                 frec = plan.records.get(plan.float_key(seed))
                 if frec is not None and frec["run"]["error"]:
                     rec["run"]["error"] = f"the float model of seed {seed} failed: {frec['run']['error']}"
-        doc = {**plan.describe(kind, named, seed), "run": rec["run"], "task_seconds": rec["task_seconds"],
+        doc = {**plan.describe(task, named, seed), "run": rec["run"], "task_seconds": rec["task_seconds"],
                "task_started": rec["task_started"], "worker": rec["worker"]}
         model = None
-        if rec["model"] is not None and (kind == "float" or self.keep_models):
+        if rec["model"] is not None and (task == "float" or self.keep_models):
             model = unpack(rec["model"], make_model(plan.model, plan.data, seed, plan.width))
         self.store.write(key, doc, history=rec["history"], profile=rec["profile"],
-                         model=model if kind == "float" else None)
+                         model=model if task == "float" else None)
         plan.records[key] = {"run": rec["run"], "history": rec["history"], "profile": rec["profile"],
                              "model": model if self.keep_models else None, "doc": doc}
         self._emit(plan, key, resumed=False)
-        if kind == "float" and seed == plan.seeds[0] and plan.waiting:
+        if task == "float" and seed == plan.seeds[0] and plan.waiting:
             self._resolve_allocated(plan, rec["profile"])
             self._submit_schedules(plan)
 

@@ -1,6 +1,6 @@
 """The runs of a sweep on disk: one small record per run, keyed by what determines its numbers.
 
-A run's key is a hash of its kind (float or schedule), schedule entry and
+A run's key is a hash of its task (float or schedule), schedule entry and
 resolved bits, seed, model, dataset, training settings and the pdbviz
 version; a schedule fine-tuned from a float model also carries that float
 run's key. The folder ``<out>/runs/`` holds, per run::
@@ -65,9 +65,9 @@ def run_key(**parts) -> str:
     """A stable 20-hex-digit key of a run's description (the pdbviz version is always part of it).
 
     Example:
-        >>> run_key(kind="float", seed=0) == run_key(seed=0, kind="float")
+        >>> run_key(task="float", seed=0) == run_key(seed=0, task="float")
         True
-        >>> run_key(kind="float", seed=0) == run_key(kind="float", seed=1)
+        >>> run_key(task="float", seed=0) == run_key(task="float", seed=1)
         False
     """
     doc = {"pdbviz_version": __version__, **parts}

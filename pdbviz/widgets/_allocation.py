@@ -1,4 +1,4 @@
-"""The BitAllocator's allocation: metric, budget kind and the predicted front, measured in the background."""
+"""The BitAllocator's allocation: metric, budget unit and the predicted front, measured in the background."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from torch import nn
 from ..quant import BitSchedule, memory_summary
 from ._common import Worker, _widgets
 
-#: the budget kinds of the allocation: (label, primary cost of the front)
-BUDGET_KINDS = (("memory", "memory"), ("BOPs", "bops"))
+#: the budget units of the allocation: (label, primary cost of the front)
+BUDGET_UNITS = (("memory", "memory"), ("BOPs", "bops"))
 
 
 def bops_text(value: float) -> str:
@@ -97,7 +97,7 @@ class _AllocationControls:
                                  layout=w.Layout(width="200px"))
         self.monotone = w.Checkbox(value=True, description="non-increasing", indent=False,
                                    layout=w.Layout(width="120px"))
-        self.budget_kind = w.ToggleButtons(options=BUDGET_KINDS, value="memory", style={"button_width": "80px"},
+        self.budget_unit = w.ToggleButtons(options=BUDGET_UNITS, value="memory", style={"button_width": "80px"},
                                            tooltips=["a budget of quantized-weight memory (average bits)",
                                                      "a budget of bit operations per sample"],
                                            layout=w.Layout(width="auto"))
@@ -109,8 +109,8 @@ class _AllocationControls:
                                          description="budget (MBOPs)", style=wide, readout_format=",.2f",
                                          layout=w.Layout(display="none"))
         if not ok:
-            self.budget_kind.disabled = True
-            self.budget_kind.tooltip = "the model's MACs are unknown: BOPs cannot be counted"
+            self.budget_unit.disabled = True
+            self.budget_unit.tooltip = "the model's MACs are unknown: BOPs cannot be counted"
         self.allocate_button = w.Button(description="Allocate", icon="sliders",
                                         tooltip="load the front's schedule at the budget into the sliders")
 
@@ -122,17 +122,17 @@ class _AllocationControls:
         return split.first()[0][:1]
 
     def allocation_key(self) -> tuple[str, str, bool]:
-        """``(metric, budget kind, non-increasing)``: which front the controls ask for."""
-        return self.metric.value, self.budget_kind.value, bool(self.monotone.value)
+        """``(metric, budget unit, non-increasing)``: which front the controls ask for."""
+        return self.metric.value, self.budget_unit.value, bool(self.monotone.value)
 
     def allocation_budget(self) -> str | dict:
         """The budget the controls set: average bits (memory) or BOPs per sample."""
-        if self.budget_kind.value == "bops":
+        if self.budget_unit.value == "bops":
             return {"bops": self.bops_budget.value * 1e6}
         return f"{self.budget.value:g} bits"
 
     def _allocation_changed(self) -> None:
-        bops = self.budget_kind.value == "bops"
+        bops = self.budget_unit.value == "bops"
         self.budget.layout.display = "none" if bops else None
         self.bops_budget.layout.display = None if bops else "none"
         self.refresh_front()
@@ -149,7 +149,7 @@ class _AllocationControls:
         if self.fronts is None:
             self.status.value = "the float model is still training: allocate when it is ready"
             return False
-        metric, kind, monotone = key = self.allocation_key()
+        metric, unit, monotone = key = self.allocation_key()
         if not self.fronts.ready(*key) and metric not in SEPARABILITY:
             self._pending_allocation = True
             self.status.value = f"measuring {metric} on the float model… the allocation follows"
@@ -162,7 +162,7 @@ class _AllocationControls:
             self.set_schedule(front.choose(self.allocation_budget()))
         finally:
             self._allocating = False
-        self.status.value = f"allocated by {metric} ({'non-increasing, ' if monotone else ''}{kind} budget)"
+        self.status.value = f"allocated by {metric} ({'non-increasing, ' if monotone else ''}{unit} budget)"
         if self.front_key != key:
             self._draw_front(key, front)
         return True
@@ -203,7 +203,7 @@ class _AllocationControls:
                 self._front_running = False
 
     def _draw_front(self, key: tuple, front) -> None:
-        metric, kind, monotone = key
+        metric, unit, monotone = key
         t = front.table
         self.front, self.front_key = front, key
         with self.scatter.batch_update():
@@ -211,8 +211,8 @@ class _AllocationControls:
             tr.x, tr.y = list(t.weight_kib), list(t.loss)
             tr.customdata = [front.schedule(i).to_string(self.model) for i in range(len(front))]
             tr.text = [f"{a:.2f} average bits, {bops_text(b)}" for a, b in zip(t.avg_bits, t.bops)]
-            tr.mode = "lines+markers" if kind == "memory" else "markers"
+            tr.mode = "lines+markers" if unit == "memory" else "markers"
             tr.name = (f"predicted front ({metric}{', non-increasing' if monotone else ''}; least loss per "
-                       f"{'memory' if kind == 'memory' else 'BOPs'})")
+                       f"{'memory' if unit == 'memory' else 'BOPs'})")
             tr.visible = True
         self._fit_axes()

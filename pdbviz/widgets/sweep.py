@@ -9,7 +9,7 @@ import pandas as pd
 from ..sweeps import RunRecord
 from ._common import ErrorArea, StaticFigure, Worker, _widgets, figure_widget, kib, view
 
-#: marker symbol of each schedule kind (as in the report's accuracy-vs-memory figure)
+#: marker symbol of each schedule shape (as in the report's accuracy-vs-memory figure)
 SYMBOLS = {"float": "square", "uniform": "circle", "decreasing": "triangle-down", "increasing": "triangle-up",
            "allocated": "star", "custom": "diamond"}
 
@@ -87,17 +87,17 @@ class SweepDashboard:
         if record.error:
             return
         self.points.append(record)
-        quant = [i for i, r in enumerate(self.points) if r.kind != "float"]
+        quant = [i for i, r in enumerate(self.points) if r.shape != "float"]
         front = [quant[j] for j in plot.pareto_frontier([self.points[i].kib for i in quant],
                                                         [self.points[i].test_acc for i in quant])]
-        colours = {kind: plot.OKABE_ITO[i % len(plot.OKABE_ITO)] for i, kind in enumerate(SYMBOLS)}
+        colours = {shape: plot.OKABE_ITO[i % len(plot.OKABE_ITO)] for i, shape in enumerate(SYMBOLS)}
         with self.figure.batch_update():
             tr = self.figure.data[0]
             tr.x, tr.y = [r.kib for r in self.points], [r.test_acc for r in self.points]
             tr.text = [f"{r.label} (seed {r.seed})" for r in self.points]
             tr.customdata = [r.schedule for r in self.points]
-            tr.marker.symbol = [SYMBOLS.get(r.kind, "circle") for r in self.points]
-            tr.marker.color = [colours.get(r.kind, "#000000") for r in self.points]
+            tr.marker.symbol = [SYMBOLS.get(r.shape, "circle") for r in self.points]
+            tr.marker.color = [colours.get(r.shape, "#000000") for r in self.points]
             line = self.figure.data[1]
             line.x, line.y = [self.points[i].kib for i in front], [self.points[i].test_acc for i in front]
 
@@ -141,7 +141,7 @@ class SweepDashboard:
             self.curve.data[0].x, self.curve.data[0].y = list(h.epoch), [100 * a for a in h.test_acc]
             self.curve.layout.title.text = f"{r.label}, seed {r.seed}"
         if self.allocator is not None:
-            self.allocator.set_schedule(r.schedule if r.kind != "float" else "32")
+            self.allocator.set_schedule(r.schedule if r.shape != "float" else "32")
         return r
 
     def _ipython_display_(self):

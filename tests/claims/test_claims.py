@@ -15,10 +15,10 @@ N_TEST = 450
 
 
 def comparison(spec, seeds=(0, 1, 2), correct=None):
-    """A table, runs and entries: ``spec`` is ``{label: (entry, kind, w_bits, kib, [acc per seed])}``;
+    """A table, runs and entries: ``spec`` is ``{label: (entry, shape, w_bits, kib, [acc per seed])}``;
     ``correct`` optionally ``{label: seeds x images booleans}`` (accuracies then follow from it)."""
     rows, runs = [], []
-    for label, (entry, kind, w_bits, kib, accs) in spec.items():
+    for label, (entry, shape, w_bits, kib, accs) in spec.items():
         if correct and label in correct:
             accs = list(correct[label].mean(1) * 100)
         for s, a in zip(seeds, accs):
@@ -26,7 +26,7 @@ def comparison(spec, seeds=(0, 1, 2), correct=None):
             if correct and label in correct:
                 run["correct"] = encode_correct(correct[label][seeds.index(s)])
             runs.append(run)
-        rows.append({"schedule": label, "kind": kind, "w_bits": w_bits, "a_bits": "32-32-32-32", "kib": kib,
+        rows.append({"schedule": label, "shape": shape, "w_bits": w_bits, "a_bits": "32-32-32-32", "kib": kib,
                      "acc_mean": float(np.mean(accs)), "error": ""})
     entries = {label: v[0] for label, v in spec.items()}
     return pd.DataFrame(rows), pd.DataFrame(runs), entries
@@ -115,7 +115,7 @@ def test_verdicts_follow_the_interval():
     assert c.verdict["ii"] == "holds" and c.ci_low["ii"] > 0
     assert c.verdict["iii"] == "does not hold" and c.ci_high["iii"] < 0
     assert verdict(-0.4, 0.2, "as accurate") == "holds" and verdict(-0.4, 0.2, "beats") == "within noise"
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(ValueError, match="relation must be one of"):
         verdict(0, 1, "better")
 
 

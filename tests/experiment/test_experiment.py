@@ -56,11 +56,11 @@ def test_each_entry_is_parsed_once_and_budgets_stay_numbers(traced):
     assert [args[2] for args in calls["allocate"]] == [{"bits": 2.0}]
 
 
-def test_labels_kinds_and_the_float_row(traced, data):
+def test_labels_shapes_and_the_float_row(traced, data):
     t = traced[0].table.set_index("schedule")
     assert t.index.tolist() == ["float-32", "uniform 2-bit", "8-4-2-1", "allocated @ 1.5 bits",
                                 "allocated (hawq) @ 2 bits", "allocated @ memory of 8-4-2-1", "8-x"]
-    assert t.kind.tolist() == ["float", "uniform", "decreasing", "allocated", "allocated", "allocated", "custom"]
+    assert t["shape"].tolist() == ["float", "uniform", "decreasing", "allocated", "allocated", "allocated", "custom"]
     template = pdbviz.build_model("lenet", data.input_shape, data.num_classes)
     flt = t.loc["float-32"]
     assert set(flt.w_bits.split("-")) == {"32"} and flt.avg_bits == 32 and flt.compression == 1
@@ -188,7 +188,7 @@ def test_the_float_control_trains_as_long_as_the_quantized_runs(controlled, data
     assert label == "float-32 (+1 epoch)"
     assert float_control_label(RunConfig(finetune_epochs=3)) == "float-32 (+3 epochs)"
     t = r.table.set_index("schedule")
-    assert t.index.tolist()[:2] == ["float-32", label] and t.kind[label] == "float"
+    assert t.index.tolist()[:2] == ["float-32", label] and t["shape"][label] == "float"
     assert t.w_bits[label] == t.w_bits["float-32"] and t.kib[label] == t.kib["float-32"] and t.n_seeds[label] == 2
     assert r.config["entries"][label] == "float:long"
     # fine-tuned from the float model of its seed for finetune_epochs, like every quantized run

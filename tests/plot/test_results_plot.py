@@ -18,7 +18,7 @@ def results():
 def test_results_table(results):
     t = results.table
     assert t.schedule.tolist() == ["float-32", "uniform 1-bit", "8-4-2-1", "increasing 1→8", "allocated @ 1.5 bits", "8-x"]
-    assert t.kind.tolist() == ["float", "uniform", "decreasing", "increasing", "allocated", "custom"]
+    assert t["shape"].tolist() == ["float", "uniform", "decreasing", "increasing", "allocated", "custom"]
     row = t.set_index("schedule").loc["8-4-2-1"]
     assert row.w_bits == "8-4-2-1-1" and row.a_bits == "32-32-32-32-32"
     model = pdbviz.build_model("lenet", (1, 8, 8), 10)
@@ -58,7 +58,7 @@ def test_compare_allocates_by_a_named_metric():
     t = r.table.set_index("schedule")
     assert t.index.tolist() == ["float-32", "allocated (hawq) @ 2 bits", "allocated (kl) @ memory of 8-4-2-1",
                                 "alloc:nope:2"]
-    assert t.kind.tolist()[1:3] == ["allocated", "allocated"] and (t.error.iloc[:3] == "").all()
+    assert t["shape"].tolist()[1:3] == ["allocated", "allocated"] and (t.error.iloc[:3] == "").all()
     model = r.models[("float-32", 0)]
     halving = pdbviz.memory_summary(model, pdbviz.BitSchedule.decreasing(model, 8, 1)).quantized_weight_kib
     assert t.loc["allocated (hawq) @ 2 bits"].avg_bits <= 2
@@ -101,6 +101,9 @@ def test_results_save_load_and_latex(results, tmp_path):
     assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "\\bottomrule" in tex
     assert "increasing 1$\\to$8" in tex and "allocated @ 1.5 bits" in tex and "\\textbf{" in tex
     assert tex.count("\\\\\n") == len(results.table) + 1
+    old = pd.read_csv(tmp_path / "results.csv").rename(columns={"shape": "kind"})  # a folder saved before the rename
+    old.to_csv(tmp_path / "results.csv", index=False)
+    pd.testing.assert_frame_equal(Results.load(tmp_path).table, back.table)
     doc = json.loads((tmp_path / "results.json").read_text())
     doc["format_version"] = 7
     (tmp_path / "results.json").write_text(json.dumps(doc))
@@ -270,7 +273,7 @@ def _legend_clear_of_data(fig) -> bool:
 def test_equal_series_are_labelled_and_drawn_apart(results):
     t = results.table.copy()
     row = t.set_index("schedule").loc["8-4-2-1"]
-    twin = dict(row, schedule="allocated @ memory of 8-4-2-1", kind="allocated")
+    twin = dict(row, schedule="allocated @ memory of 8-4-2-1", shape="allocated")
     t = pd.concat([t[t.error == ""], pd.DataFrame([twin])], ignore_index=True)
     fig = plot.pareto_figure(t)
     points = {tr.name: tr for tr in fig.data if tr.mode == "markers"}

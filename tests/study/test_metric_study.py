@@ -49,9 +49,9 @@ def test_the_study_has_one_run_per_method_budget_and_seed(study):
     runs = study.runs
     assert (runs.error == "").all()
     assert len(runs) == len(SEEDS) * (1 + len(METRICS) * len(BUDGETS) + len(BUDGETS))
-    counts = runs[runs.kind == "metric"].groupby(["method", "budget"]).seed.nunique()
+    counts = runs[runs.family == "metric"].groupby(["method", "budget"]).seed.nunique()
     assert counts.to_dict() == {(m, float(b)): len(SEEDS) for m in METRICS for b in BUDGETS}
-    assert runs[runs.kind == "float"].budget.isna().all() and (runs[runs.kind == "float"].avg_bits == 32).all()
+    assert runs[runs.family == "float"].budget.isna().all() and (runs[runs.family == "float"].avg_bits == 32).all()
     assert study.correlation.metric.tolist() == METRICS
     assert study.summary.method.tolist() == ["float"] + [m for m in METRICS for _ in BUDGETS] + ["uniform"] * 3
     assert study.config["budgets"] == [1.5, 2.0, 4.0] and study.config["n_test"] == 450
@@ -60,13 +60,13 @@ def test_the_study_has_one_run_per_method_budget_and_seed(study):
 
 
 def test_every_schedule_meets_its_budget_and_uniform_takes_the_largest_k_within_it(study):
-    quant = study.runs[study.runs.kind != "float"]
+    quant = study.runs[study.runs.family != "float"]
     assert (quant.avg_bits <= quant.budget + 1e-9).all()
-    uniform = quant[quant.kind == "uniform"]
+    uniform = quant[quant.family == "uniform"]
     assert dict(zip(uniform.budget, uniform.w_bits)) == {1.5: "1-1-1-1-1", 2.0: "2-2-2-2-2", 4.0: "4-4-4-4-4"}
     assert (uniform.avg_bits == np.floor(uniform.budget)).all()
     # most of the budget is used: the front's point is within one layer's step of it
-    metric = quant[quant.kind == "metric"]
+    metric = quant[quant.family == "metric"]
     assert (metric.avg_bits > metric.budget - 1).all()
 
 
@@ -87,7 +87,7 @@ def test_the_predicted_loss_is_the_front_point_of_the_seeds_own_measurement(stud
 def test_the_correlation_is_spearman_of_predicted_loss_and_accuracy_drop_on_the_runs(study):
     runs = study.runs
     assert np.allclose(runs.acc_drop, runs.float_acc - runs.test_acc)
-    flt = runs[runs.kind == "float"].set_index("seed").test_acc
+    flt = runs[runs.family == "float"].set_index("seed").test_acc
     assert np.allclose(runs.float_acc, runs.seed.map(flt))
     for r in study.correlation.itertuples():
         df = runs[runs.method == r.metric]
@@ -104,7 +104,7 @@ def test_the_correlation_is_spearman_of_predicted_loss_and_accuracy_drop_on_the_
 def test_the_summary_is_the_mean_of_the_runs_with_the_claims_interval(study):
     for r in study.summary.itertuples():
         sel = study.runs.method == r.method
-        sel &= study.runs.budget.isna() if r.kind == "float" else study.runs.budget == r.budget
+        sel &= study.runs.budget.isna() if r.family == "float" else study.runs.budget == r.budget
         accs = study.runs[sel].test_acc
         assert r.acc_mean == pytest.approx(accs.mean()) and r.n_seeds == len(SEEDS)
         assert r.acc_ci95 == pytest.approx(accuracy_ci95(accs.tolist(), 450))
@@ -112,7 +112,7 @@ def test_the_summary_is_the_mean_of_the_runs_with_the_claims_interval(study):
 
 
 def test_a_schedule_chosen_twice_is_trained_once_per_seed(study):
-    quant = study.runs[study.runs.kind != "float"]
+    quant = study.runs[study.runs.family != "float"]
     assert (quant.groupby(["seed", "w_bits"]).test_acc.nunique() == 1).all()
 
 
@@ -126,7 +126,7 @@ def test_spearman_handles_ties_like_scipy_and_is_nan_without_a_ranking():
 
 
 def test_a_perfect_predictor_has_rho_one_and_the_bootstrap_reflects_the_test_set():
-    runs = pd.DataFrame({"method": "m", "kind": "metric", "seed": np.repeat([0, 1, 2], 4),
+    runs = pd.DataFrame({"method": "m", "family": "metric", "seed": np.repeat([0, 1, 2], 4),
                          "predicted_loss": np.tile([4.0, 3.0, 2.0, 1.0], 3), "float_acc": 99.0,
                          "test_acc": np.tile([80.0, 85.0, 90.0, 95.0], 3), "error": ""})
     wide = rank_correlation(runs, n_test=100_000, n_boot=200)
@@ -149,6 +149,10 @@ def test_save_load_round_trip_and_pretty(study, tmp_path):
     for attr in ("runs", "summary", "correlation"):
         pd.testing.assert_frame_equal(getattr(back, attr), getattr(study, attr), check_dtype=False)
     assert back.config == study.config
+    for name in ("runs", "summary"):  # a folder saved before the column was renamed
+        path = tmp_path / f"study_{name}.csv"
+        pd.read_csv(path).rename(columns={"family": "kind"}).to_csv(path, index=False)
+    pd.testing.assert_frame_equal(MetricStudy.load(tmp_path).runs, back.runs)
     text = study.pretty()
     assert "higher is better" in text and all(m in text for m in METRICS) and "1.5 bits" in text
     (tmp_path / "study.json").write_text('{"format_version": 99}')
@@ -213,7 +217,7 @@ def test_the_study_report_and_the_optional_section(study, data, tmp_path):
 
 def test_interactions_are_measured_only_when_asked(study):
     assert study.interaction.empty and not study.config["interaction_aware"]
-    assert "interaction" not in set(study.runs.kind) and "interaction_verdicts" not in study.config
+    assert "interaction" not in set(study.runs.family) and "interaction_verdicts" not in study.config
 
 
 def test_the_interaction_aware_allocation_against_the_additive_one(data, tmp_path):
@@ -226,7 +230,7 @@ def test_the_interaction_aware_allocation_against_the_additive_one(data, tmp_pat
     for b in (2.0, 3.0):
         aware = runs[(runs.method == "hawq+interactions") & (runs.budget == b)].set_index("seed")
         additive = runs[(runs.method == "hawq") & (runs.budget == b)].set_index("seed")
-        assert (aware.avg_bits <= b + 1e-9).all() and aware.kind.eq("interaction").all()
+        assert (aware.avg_bits <= b + 1e-9).all() and aware.family.eq("interaction").all()
         same = aware.w_bits == additive.w_bits
         row = t.loc[b]
         assert row.n_same == same.sum()

@@ -56,7 +56,7 @@ def _same_numbers(a, b):
     assert a.runs[cols].equals(b.runs[cols])
     assert a.history.drop(columns="seconds").equals(b.history.drop(columns="seconds"))
     assert a.profiles.equals(b.profiles)
-    cols = ["schedule", "kind", "w_bits", "kib", "acc_mean", "acc_std", "n_seeds", "error"]
+    cols = ["schedule", "shape", "w_bits", "kib", "acc_mean", "acc_std", "n_seeds", "error"]
     assert a.table[cols].equals(b.table[cols])
 
 
@@ -102,7 +102,7 @@ def test_the_float_control_runs_as_in_compare_and_records_carry_their_correctnes
     assert r.config["entries"]["float-32 (+1 epoch)"] == "float:long"
     _same_numbers(ref, r)
     by_label = {e.label: e for e in events}
-    assert set(by_label) == set(r.table.schedule) and by_label["float-32 (+1 epoch)"].kind == "float"
+    assert set(by_label) == set(r.table.schedule) and by_label["float-32 (+1 epoch)"].shape == "float"
     for e in events:
         c = decode_correct(e.correct)
         assert len(c) == 450 and c.mean() == pytest.approx(e.test_acc / 100, abs=1e-12)
@@ -153,11 +153,11 @@ def test_a_half_written_record_is_redone_and_a_new_version_reruns(client, tmp_pa
     store = RunStore(tmp_path)
     first = store.keys()
     assert len(first) == 2
-    victim = next(k for k in first if not store.read(k)["kind"] == "float")
+    victim = next(k for k in first if not store.read(k)["task"] == "float")
     (tmp_path / "runs" / f"{victim}.json").write_text('{"format": "pdbviz-sw')  # a torn write
     events = []
     pdbviz.sweep("digits", on_result=events.append, **kw)
-    assert [(e.kind, e.resumed) for e in events] == [("float", True), ("uniform", False)]
+    assert [(e.shape, e.resumed) for e in events] == [("float", True), ("uniform", False)]
     monkeypatch.setattr("pdbviz.sweeps.store.__version__", "99.0")
     events.clear()
     pdbviz.sweep("digits", on_result=events.append, **kw)
@@ -236,7 +236,7 @@ def test_a_worker_killed_mid_sweep_loses_nothing_and_records_nothing_twice(clien
     killed = []
 
     def kill_a_busy_worker(rec):
-        if killed or rec.kind == "float":  # once the schedule runs fill both workers
+        if killed or rec.shape == "float":  # once the schedule runs fill both workers
             return
         busy = [addr for addr, keys in c.processing().items() if keys]
         pids = c.run(os.getpid)

@@ -152,13 +152,13 @@ def test_explorer_embeds_in_background_and_follows_the_slider(trained):
     assert list(ex.profile_fig.data[0].y) == ex.profile.probe.tolist()
 
 
-def test_allocator_metric_front_budget_kind_and_bops(trained):
+def test_allocator_metric_front_budget_unit_and_bops(trained):
     from pdbviz.analysis import SENSITIVITY_METRICS
 
     model, data = trained
     ba = BitAllocator(model, data, epochs=1)
     assert tuple(ba.metric.options) == SENSITIVITY_METRICS and ba.metric.value == "fisher"
-    assert ba.monotone.value and ba.budget_kind.value == "memory"
+    assert ba.monotone.value and ba.budget_unit.value == "memory"
     s = pdbviz.memory_summary(model, ba.schedule())
     assert f"<b>{s.bops / 1e6:,.2f} MBOPs</b> per sample" in ba.readout.value
     # the default front: measured in the background once the float model is ready, on its own axis
@@ -184,7 +184,7 @@ def test_allocator_metric_front_budget_kind_and_bops(trained):
     assert ba.config.value == ba.front.choose("1.5 bits").to_string(model)
     # the budget kind switches the front's cost to BOPs
     ba.monotone.value = False
-    ba.budget_kind.value = "bops"
+    ba.budget_unit.value = "bops"
     assert ba.wait(60) and ba.front_key == ("kl", "bops", False) and ba.front.primary == "bops"
     assert ba.bops_budget.layout.display is None and ba.budget.layout.display == "none"
     assert len(tr.x) == len(ba.front.table) and "BOPs" in tr.name
@@ -215,9 +215,9 @@ def test_allocator_preset_says_custom_once_edited_and_layout_uses_the_width(trai
     ba.apply_button.click()  # applying "custom" changes nothing
     assert ba.config.value == "8-4-2-1"
     # the budget toggle sits in a labelled row with the budget slider and the Allocate button
-    row = next(box for box in ba.widget.children if ba.budget_kind in getattr(box, "children", ()))
+    row = next(box for box in ba.widget.children if ba.budget_unit in getattr(box, "children", ()))
     assert ba.budget in row.children and ba.allocate_button in row.children
-    assert any("budget" in getattr(c, "value", "") for c in row.children) and not ba.budget_kind.description
+    assert any("budget" in getattr(c, "value", "") for c in row.children) and not ba.budget_unit.description
     # both plots share the full width and size themselves to it; ticks are rounded
     grid = next(box for box in ba.widget.children if type(box).__name__ == "GridBox")
     assert grid.layout.width == "100%" and grid.layout.grid_template_columns == "minmax(0, 2fr) minmax(0, 3fr)"
