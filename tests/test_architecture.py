@@ -97,3 +97,81 @@ def test_the_architecture_page_lists_the_layers_of_the_contract():
 def test_the_page_check_notices_a_missing_module():
     page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert _page_layers(page.replace("`_version`, ", "")) != _contract_layers()
+
+
+def _module_imports(package: Path) -> dict[str, set[str]]:
+    """``{module: modules of the package it imports}``, counting imports inside functions too."""
+    import ast
+
+    files = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        files[name] = (path, parts[:-1] if is_package else parts[:-1])
+    graph = {}
+    for name, (path, home) in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(home[:len(home) - node.level + 1] + [node.module] if node.level else [node.module]) \
+                    if node.module else ".".join(home[:len(home) - node.level + 1])
+                submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in files]
+                targets = submodules if submodules and node.module is None else [base, *submodules]
+            else:
+                continue
+            found |= {t for t in targets if t in files and t != name}
+        graph[name] = found
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return out
+
+
+def test_no_module_imports_itself_round_a_circle():
+    assert _cycles(_module_imports(ROOT / "pdbviz")) == []
+    # the check sees a circle hidden in a function-level import
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_module_stays_under_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "pdbviz").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}

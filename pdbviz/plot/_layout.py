@@ -7,6 +7,28 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Tick values 1, 2, 5, 10, 20, 50... covering ``[low, high]``, written in full (no ``2, 5, 10, 2, 5``).
+
+    Example:
+        >>> log_ticks(3, 40)
+        ([2.0, 5.0, 10.0, 20.0, 50.0], ['2', '5', '10', '20', '50'])
+        >>> log_ticks(10, 40)[1]
+        ['10', '20', '30', '50']
+    """
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+        return [], []
+    decades = np.log10(high / low)
+    mantissas = (1, 2, 3, 5) if decades < 1 else (1, 2, 5) if decades < 3 else (1,)
+    values = []
+    for exponent in range(int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1):
+        values += [m * 10.0**exponent for m in mantissas]
+    below = [v for v in values if v <= low]
+    above = [v for v in values if v >= high]
+    keep = [v for v in values if (below and v >= below[-1]) and (above and v <= above[0])]
+    return keep, [f"{v:g}" for v in keep]
+
+
 def log_range(low: float, high: float) -> tuple[list[float], list[float], list[str]]:
     """A log axis that covers ``[low, high]``: its range (log10, a tick at or beyond each end plus a little
     air, so no marker sits on the frame) and its ticks, written in full.
@@ -16,7 +38,6 @@ def log_range(low: float, high: float) -> tuple[list[float], list[float], list[s
         >>> text, 10 ** r[0] < 9.9 and 10 ** r[1] > 39.6
         (['8', '10', '20', '30', '40'], True)
     """
-    from .figures import log_ticks
 
     ticks, _ = log_ticks(low, high)
     if not ticks:

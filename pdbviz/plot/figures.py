@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._layout import _OVER, _legend_below, log_range, same_as  # noqa: F401 - log_range, same_as re-exported
+from ._layout import _OVER, _legend_below, log_range, log_ticks, same_as  # noqa: F401 - log_range, same_as re-exported
 from .theme import BIT_COLOURS, apply_theme, palette, resolve_theme
 
 
@@ -26,28 +26,6 @@ def _need(df, columns, name):
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{name} lacks columns {missing}; it has {list(df.columns)}")
-
-
-def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
-    """Tick values 1, 2, 5, 10, 20, 50... covering ``[low, high]``, written in full (no ``2, 5, 10, 2, 5``).
-
-    Example:
-        >>> log_ticks(3, 40)
-        ([2.0, 5.0, 10.0, 20.0, 50.0], ['2', '5', '10', '20', '50'])
-        >>> log_ticks(10, 40)[1]
-        ['10', '20', '30', '50']
-    """
-    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
-        return [], []
-    decades = np.log10(high / low)
-    mantissas = (1, 2, 3, 5) if decades < 1 else (1, 2, 5) if decades < 3 else (1,)
-    values = []
-    for exponent in range(int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1):
-        values += [m * 10.0**exponent for m in mantissas]
-    below = [v for v in values if v <= low]
-    above = [v for v in values if v >= high]
-    keep = [v for v in values if (below and v >= below[-1]) and (above and v <= above[0])]
-    return keep, [f"{v:g}" for v in keep]
 
 
 def _bits_of(schedule) -> dict[str, int]:
