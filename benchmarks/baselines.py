@@ -1,6 +1,6 @@
 """Homogeneous baselines: accuracy against bits for every weight mode, before and after the fixes.
 
-Run: python benchmarks/baselines.py [--datasets digits mnist5k] [--seeds 0 1 2] [--bits 1 2 3 4 8]
+Run: python benchmarks/baselines.py [--datasets digits mnist5k] [--seeds 0 1 2] [--bits 1 2 3 4 8] [--threads 2]
 
 For each dataset and seed a float LeNet is trained (20 epochs), then every
 uniform schedule is fine-tuned from it for 3 epochs (``compare``'s defaults).
@@ -77,8 +77,9 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["digits", "mnist5k"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--bits", type=int, nargs="+", default=[1, 2, 3, 4, 8])
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     for name in args.datasets:
         t0 = time.perf_counter()
         data = pdbviz.load_dataset(name)

@@ -184,7 +184,7 @@ def _run_row(method, family, budget, seed, schedule, template, loss, float_acc, 
             "w_bits": "-".join(map(str, schedule.w_bits)),
             "avg_bits": mem.avg_bits, "kib": mem.quantized_weight_kib, "predicted_loss": loss, "float_acc": float_acc,
             "test_acc": run["test_acc"], "acc_drop": float_acc - run["test_acc"],
-            "train_seconds": run["train_seconds"], "error": run["error"]}
+            "train_seconds": run["train_seconds"], "error": run["error"], "correct": run.get("correct", "")}
 
 
 def _summary(runs: pd.DataFrame, n_test: int) -> pd.DataFrame:
@@ -196,7 +196,7 @@ def _summary(runs: pd.DataFrame, n_test: int) -> pd.DataFrame:
                      "avg_bits": df.avg_bits.mean(), "kib": df.kib.mean(), "predicted_loss": df.predicted_loss.mean(),
                      "acc_mean": float(np.mean(accs)) if accs else math.nan,
                      "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else math.nan,
-                     "acc_ci95": accuracy_ci95(accs, n_test), "drop_mean": ok.acc_drop.mean() if accs else math.nan,
+                     "acc_ci95": accuracy_ci95(accs, n_test, correct=ok.correct.tolist()), "drop_mean": ok.acc_drop.mean() if accs else math.nan,
                      "n_seeds": len(accs), "n_schedules": df.w_bits.nunique()})
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     methods = list(dict.fromkeys(["float", *runs.method[runs.family == "metric"], "uniform"]))

@@ -16,7 +16,7 @@ from .._io import atomic_write, json_default, read_saved_folder
 STUDY_FORMAT_VERSION = 1
 #: columns of ``MetricStudy.runs``.
 RUN_COLUMNS = ["method", "family", "budget", "seed", "w_bits", "avg_bits", "kib", "predicted_loss", "float_acc",
-               "test_acc", "acc_drop", "train_seconds", "error"]
+               "test_acc", "acc_drop", "train_seconds", "error", "correct"]
 #: columns of ``MetricStudy.summary``.
 SUMMARY_COLUMNS = ["method", "family", "budget", "w_bits", "avg_bits", "kib", "predicted_loss", "acc_mean", "acc_std",
                    "acc_ci95", "drop_mean", "n_seeds", "n_schedules"]
@@ -37,10 +37,12 @@ class MetricStudy:
             ``avg_bits`` and ``kib`` of the schedule, ``predicted_loss`` (the
             front's, NaN for the references), ``float_acc`` (the seed's float
             model), ``test_acc`` (%), ``acc_drop = float_acc - test_acc``,
-            ``train_seconds``, ``error``.
+            ``train_seconds``, ``error``, ``correct`` (the run's per-image
+            correctness on the test split, ``pdbviz.stats.encode_correct`` text).
         summary: one row per method and budget (``SUMMARY_COLUMNS``): means
-            over seeds, ``acc_ci95`` (half-width of the 95% interval: seed
-            spread and the test set's size, as in ``pdbviz.claims``),
+            over seeds, ``acc_ci95`` (half-width of the 95% interval over new
+            seeds and new test images, from the runs' per-image correctness,
+            as ``pdbviz.claims.accuracy_ci95`` computes it),
             ``w_bits`` of the first seed and ``n_schedules`` (distinct
             schedules over the seeds).
         correlation: one row per metric (``rank_correlation``): Spearman's
@@ -121,7 +123,9 @@ class MetricStudy:
         for name in ("runs", "summary"):  # written before the column was renamed
             if "kind" in frames[name] and "family" not in frames[name]:
                 frames[name] = frames[name].rename(columns={"kind": "family"})
-        for name, col in (("runs", "error"), ("runs", "w_bits"), ("summary", "w_bits")):
+        if "correct" not in frames["runs"]:  # written before runs kept their per-image correctness
+            frames["runs"]["correct"] = ""
+        for name, col in (("runs", "error"), ("runs", "w_bits"), ("runs", "correct"), ("summary", "w_bits")):
             frames[name][col] = frames[name][col].astype(object).fillna("").astype(str)
         path = Path(directory) / _INTERACTION_FILE
         if path.is_file():

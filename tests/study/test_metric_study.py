@@ -13,6 +13,7 @@ import pdbviz
 from pdbviz.analysis import pareto_front, predicted_loss
 from pdbviz.claims import accuracy_ci95
 from pdbviz.study import CORRELATION_COLUMNS, RUN_COLUMNS, SUMMARY_COLUMNS, MetricStudy, rank_correlation, spearman
+from pdbviz.stats import decode_correct
 
 METRICS = ["hawq", "sqnr", "fisher"]
 BUDGETS = [1.5, 2, 4]
@@ -101,13 +102,16 @@ def test_the_correlation_is_spearman_of_predicted_loss_and_accuracy_drop_on_the_
         assert -1 <= r.ci_low <= r.ci_high <= 1
 
 
-def test_the_summary_is_the_mean_of_the_runs_with_the_claims_interval(study):
+def test_the_summary_is_the_mean_of_the_runs_with_the_paired_per_image_interval(study):
     for r in study.summary.itertuples():
         sel = study.runs.method == r.method
         sel &= study.runs.budget.isna() if r.family == "float" else study.runs.budget == r.budget
         accs = study.runs[sel].test_acc
         assert r.acc_mean == pytest.approx(accs.mean()) and r.n_seeds == len(SEEDS)
-        assert r.acc_ci95 == pytest.approx(accuracy_ci95(accs.tolist(), 450))
+        correct = study.runs[sel].correct.tolist()
+        assert all(len(decode_correct(c)) == 450 for c in correct)
+        assert [decode_correct(c).mean() * 100 for c in correct] == pytest.approx(accs.tolist(), abs=1e-9)
+        assert r.acc_ci95 == pytest.approx(accuracy_ci95(accs.tolist(), 450, correct=correct))
         assert r.n_schedules == study.runs[sel].w_bits.nunique()
 
 
