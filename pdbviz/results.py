@@ -36,7 +36,8 @@ class Results:
             ``kib`` (quantized-weight memory), ``avg_bits``, ``compression``
             (vs float-32), ``acc_mean`` and ``acc_std`` over seeds (test
             accuracy, %), ``acc_ci95`` (half-width of the 95% interval of the
-            mean: seed spread and the test set's size), ``n_seeds``, ``train_seconds`` (mean per seed),
+            mean over new seeds and new test images, from the runs' per-image correctness;
+            ``pdbviz.claims.accuracy_ci95``), ``n_seeds``, ``train_seconds`` (mean per seed),
             ``error`` (why a schedule failed; empty otherwise).
         runs: one row per schedule and seed.
         history: per-epoch records of every run, with ``schedule`` and ``seed``.

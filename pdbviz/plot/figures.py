@@ -194,8 +194,8 @@ def pareto_figure(table: pd.DataFrame, title: str | None = None, theme: dict | s
     """Accuracy against quantized-weight memory: one legend entry per schedule, 95% confidence intervals,
     the frontier of the homogeneous schedules and the float-32 line.
 
-    Error bars are the table's ``acc_ci95`` (seed spread and the test set's
-    sampling error; see ``pdbviz.claims``), else its seed standard deviation.
+    Error bars are the table's ``acc_ci95`` (over new seeds and new test
+    images, from the runs' per-image correctness; see ``pdbviz.claims``), else its seed standard deviation.
     """
     go = _go()
     _need(table, ["schedule", "shape", "kib", "acc_mean", "acc_std"], "table")
