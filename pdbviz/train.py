@@ -80,6 +80,7 @@ class _Plan:
     train: object  # the training split, or its copy on the device (``_ResidentSplit``)
     test: object
     channels_last: bool
+    forward: object  # the model, or its torch.compile wrapper (same parameters)
 
 
 class _ResidentSplit:
@@ -141,7 +142,7 @@ def _autocast(precision, amp, dev: torch.device):
 
 
 def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callbacks, weight_decay, lr_schedule,
-             augment, output, loss, amp, num_workers, precision="fp32", channels_last=False) -> _Plan:
+             augment, output, loss, amp, num_workers, precision="fp32", channels_last=False, compile=False) -> _Plan:
     """Check every argument and the data against the model once; build the optimizer and the lr schedule."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -165,6 +166,8 @@ def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callb
             raise TypeError(f"callbacks must be pdbviz.Callback objects, got {type(cb).__name__}")
     if not isinstance(channels_last, bool):
         raise ValueError(f"channels_last must be True or False, got {channels_last!r}")
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
     dev = resolve_device(device)
     autocast, scaler = _autocast(precision, amp, dev)
     model.to(dev)
@@ -180,14 +183,16 @@ def _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callb
         if lr_schedule == "cosine" else None
     return _Plan(model, data, dev, opt, sched, batch_size, n_batches, n_out, aug,
                  torch.Generator().manual_seed(seed), list(callbacks), output, loss, autocast, scaler, num_workers,
-                 _on_device(data.train, dev), _on_device(data.test, dev), channels_last)
+                 _on_device(data.train, dev), _on_device(data.test, dev), channels_last,
+                 torch.compile(model) if compile else model)
 
 
 def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64,
         optimizer: str = "adam", seed: int = 0, device: str | torch.device = "auto",
         callbacks: Sequence[Callback] = (), progress: bool = True, weight_decay: float = 0.0,
         lr_schedule: str = "cosine", augment: str | None | bool = True, output: Output = None, loss: Loss = None,
-        amp: bool = False, num_workers: int = 0, precision: str = "fp32", channels_last: bool = False) -> History:
+        amp: bool = False, num_workers: int = 0, precision: str = "fp32", channels_last: bool = False,
+        compile: bool = False) -> History:
     """Train ``model`` in place and return its ``History``.
 
     Args:
@@ -216,6 +221,10 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
             bfloat16 activations; weights are quantized in float32).
         channels_last: store the model's 4-D weights and the image batches in
             the channels-last memory format (faster convolutions on GPUs).
+        compile: train through ``torch.compile(model)`` (the same parameters;
+            the per-epoch evaluation stays eager). A quantized model compiles
+            into one graph, whatever its depth; a last batch of another size
+            compiles once more, with a dynamic batch dimension.
 
     Tensors in memory are moved to the device once, before the first epoch;
     a Dataset or DataLoader is copied batch by batch, from pinned memory and
@@ -234,7 +243,7 @@ def fit(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3, batch_size: 
         ['epoch', 'loss', 'train_acc']
     """
     plan = _prepare(model, data, epochs, lr, batch_size, optimizer, seed, device, callbacks, weight_decay,
-                    lr_schedule, augment, output, loss, amp, num_workers, precision, channels_last)
+                    lr_schedule, augment, output, loss, amp, num_workers, precision, channels_last, compile)
     history = History()
     state = TrainState(model, epochs, plan.n_batches, history)
     bar = _progress_bar(progress, epochs * plan.n_batches)
@@ -318,10 +327,10 @@ def _step(plan: _Plan, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
     """Forward, backward and optimizer step on one batch; returns the loss and the number correct."""
     if plan.autocast is not None:
         with plan.autocast():
-            logits = select_output(plan.model(x), plan.output)
+            logits = select_output(plan.forward(x), plan.output)
             loss = loss_sum(logits, y, plan.loss) / len(y)
     else:
-        logits = select_output(plan.model(x), plan.output)
+        logits = select_output(plan.forward(x), plan.output)
         loss = loss_sum(logits, y, plan.loss) / len(y)
     plan.optimizer.zero_grad(set_to_none=True)
     if plan.scaler is not None:

@@ -24,14 +24,19 @@ from .registry import EPS, FULL_PRECISION, ActivationQuantizer, check_bits, regi
 
 
 def _outside(dtype: torch.dtype) -> tuple[float, float]:
-    """The largest value below 0 and the smallest above 1 in ``dtype``: ``lo < x < hi`` is ``0 <= x <= 1``."""
-    if dtype not in _BOUNDS:
-        zero, one = torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)
-        _BOUNDS[dtype] = (float(torch.nextafter(zero, -one)), float(torch.nextafter(one, 2 * one)))
-    return _BOUNDS[dtype]
+    """The largest value below 0 and the smallest above 1 in ``dtype``: ``lo < x < hi`` is ``0 <= x <= 1``.
 
+    From ``torch.finfo``, without a tensor (so that a compiled backward needs no value from the device): the
+    smallest subnormal is ``tiny * eps`` and the next value above 1 is ``1 + eps``.
 
-_BOUNDS: dict[torch.dtype, tuple[float, float]] = {}
+    Example:
+        >>> lo, hi = _outside(torch.float32)
+        >>> lo == float(torch.nextafter(torch.tensor(0.0), torch.tensor(-1.0))), hi == float(torch.nextafter(
+        ...     torch.tensor(1.0), torch.tensor(2.0)))
+        (True, True)
+    """
+    info = torch.finfo(dtype)
+    return -info.tiny * info.eps, 1.0 + info.eps
 
 
 class _DoReFaInput(torch.autograd.Function):

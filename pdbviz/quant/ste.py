@@ -128,7 +128,7 @@ class DoReFaWeightSTE(torch.autograd.Function):
         t = torch.tanh(w)
         flat = t.reshape(-1)
         j = flat.abs().argmax()
-        peak = flat[j].abs()
+        peak = flat.gather(0, j.reshape(1)).abs().reshape(())  # a gather, not flat[j]: no host sync
         m = peak.clamp_min(eps)
         ctx.save_for_backward(t, m, j, peak)
         ctx.eps = eps

@@ -318,12 +318,12 @@ def test_stages_of_the_zoo_and_of_torchvision():
     assert pdbviz.BitSchedule.from_string("8-4-2-1", lenet).w_bits == [8, 4, 2, 1, 1]
 
 
-def _compiled_step(schedule: str):
+def _compiled_step(schedule: str, dtype=torch.float32):
     """Gradients of one training step, eager and compiled (a ResNet-20: no max-pooling, whose ties either
     implementation may break its own way)."""
-    q = pdbviz.quantize(pdbviz.build_model("resnet20", (3, 16, 16), 10, width=0.25), schedule)
+    q = pdbviz.quantize(pdbviz.build_model("resnet20", (3, 16, 16), 10, width=0.25), schedule).to(dtype)
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(8, 3, 16, 16, generator=g), torch.randint(0, 10, (8,), generator=g)
+    x, y = torch.randn(8, 3, 16, 16, generator=g).to(dtype), torch.randint(0, 10, (8,), generator=g)
     eager, compiled = q, copy.deepcopy(q)
 
     def step(model):
@@ -331,6 +331,7 @@ def _compiled_step(schedule: str):
         loss.backward()
         return loss.detach()
 
+    torch._dynamo.reset()
     loss_e, loss_c = step(eager), torch.compile(step, dynamic=False)(compiled)
     grads = [(pe.grad, pc.grad) for pe, pc in zip(eager.parameters(), compiled.parameters())]
     return float(loss_e), float(loss_c), grads
@@ -342,12 +343,15 @@ def test_a_compiled_training_step_matches_eager():
         assert abs(loss_e - loss_c) < 1e-5, schedule
         for a, b in grads:
             assert torch.allclose(a, b, rtol=1e-3, atol=1e-6), schedule
-    # mixed low-bit weights and quantized inputs: an input exactly on a rounding boundary may round the other
-    # way when the compiled kernels add in another order; the step still agrees to well under a percent
-    loss_e, loss_c, grads = _compiled_step("8-4-2-1/4")
+    # Mixed low-bit weights and quantized inputs: in float64 the compiled step is eager's (the same loss, the
+    # gradients to float64's rounding)...
+    loss_e, loss_c, grads = _compiled_step("8-4-2-1/4", torch.float64)
+    assert loss_e == loss_c and all(torch.allclose(a, b, rtol=1e-10, atol=1e-14) for a, b in grads)
+    # ...in float32 the compiled BatchNorm sums its batch statistics in float32 where eager's CPU kernel sums in
+    # float64, so an input within a rounding error of a quantization boundary can round the other way: the
+    # functions differ at a few such points (the loss by well under a percent), not the quantizers
+    loss_e, loss_c, _ = _compiled_step("8-4-2-1/4")
     assert abs(loss_e - loss_c) < 1e-2 * loss_e
-    close = sum(int(torch.isclose(a, b, rtol=1e-2, atol=1e-4).sum()) for a, b in grads)
-    assert close >= 0.95 * sum(a.numel() for a, _ in grads)
 
 
 def test_quantized_models_export_and_trace():

@@ -72,3 +72,48 @@ def test_compiled_training_step_equals_eager_and_float64():
     for n in weights:
         assert _rel(g_c[n], g_e[n]) <= 1e-5, (n, _rel(g_c[n], g_e[n]))
         assert _rel(g_e[n], g_d[n]) <= 1e-5, (n, _rel(g_e[n], g_d[n]))
+
+
+class _Block(nn.Module):
+    """One of many blocks of the same class: dynamo guards on each owner's class, so the blocks of a deep model
+    share one graph only when nothing breaks it."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x)) + x
+
+
+@pytest.mark.slow
+def test_fit_compiles_a_deep_quantized_model_into_one_graph_and_trains_as_eager():
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    width, depth = 16, 10  # more blocks than dynamo's recompile limit (8)
+    x, y = torch.randn(96, width), torch.randint(0, 4, (96,))
+    float_model = nn.Sequential(*[_Block(width) for _ in range(depth)], nn.Linear(width, 4))
+    histories = {}
+    for compiled in (False, True):
+        q = pdbviz.quantize(float_model, "4/4", example_input=x[:2])
+        assert sum(s.a_bits == 4 for s in pdbviz.schedule_of(q).values()) == depth  # the first input stays float
+        torch._dynamo.reset()
+        counters.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            histories[compiled] = pdbviz.fit(q, (x, y, x, y), epochs=2, batch_size=32, lr=1e-3, progress=False,
+                                             augment=False, compile=compiled).to_frame()
+        graphs = counters["stats"]["unique_graphs"]
+        assert graphs == (1 if compiled else 0), dict(counters["stats"])
+        assert not counters["graph_break"], dict(counters["graph_break"])
+    eager, comp = histories[False], histories[True]
+    assert len(comp) == 2 and comp.loss.notna().all()
+    assert comp.loss.tolist() == pytest.approx(eager.loss.tolist(), rel=1e-4)
+    assert comp.test_acc.tolist() == pytest.approx(eager.test_acc.tolist(), abs=100 / 96 + 1e-9)
+
+
+def test_fit_checks_compile():
+    with pytest.raises(ValueError, match="compile must be True or False, got 'yes'"):
+        pdbviz.fit(nn.Linear(4, 2), (torch.randn(8, 4), torch.randint(0, 2, (8,))), epochs=1, progress=False,
+                   compile="yes")
