@@ -42,8 +42,18 @@ IMAGES = ROOT / "docs" / "images"
 KEPT = ("results.csv", "results.json", "runs.csv", "table.tex")
 #: the demo's figures shown by the README and the docs (page width, 300 dpi)
 FIGURES = ("accuracy_vs_memory", "separability_profile")
+
+
+def _documents() -> tuple[str, ...]:
+    """The README and every page of the docs (not the committed run outputs) that has a generated section."""
+    pages = sorted(p for p in (ROOT / "docs").rglob("*.md")
+                   if not {"results", "_build"} & set(p.relative_to(ROOT / "docs").parts)
+                   and "<!-- generated: " in p.read_text(encoding="utf-8"))
+    return ("README.md", *(str(p.relative_to(ROOT)) for p in pages))
+
+
 #: the files with generated sections
-DOCUMENTS = ("README.md", "docs/getting-started.md", "docs/guide/experiments.md")
+DOCUMENTS = _documents()
 #: what the "±" of the tables is
 PM_MEANING = "mean over seeds ± the half-width of its 95% confidence interval over seeds and test images"
 
