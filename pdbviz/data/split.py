@@ -22,6 +22,7 @@ anything else is refused with a message that names the dtype.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -112,6 +113,13 @@ class Split:
         X, y: the tensors (form ``"tensors"`` only).
         source: the Dataset or DataLoader (the other forms).
     """
+
+    @property
+    def kind(self) -> str:
+        """Deprecated name of ``form``."""
+        warnings.warn("Split.kind is deprecated; use Split.form (how the split is held)", DeprecationWarning,
+                      stacklevel=2)
+        return self.form
 
     def __init__(self, X=None, y=None, source=None, what: str = "data"):
         self.what = what

@@ -82,3 +82,13 @@ def test_resolving_needs_the_measurements_and_keeps_going():
     assert [bool(e) for _, e in out] == [False, False, True, True]
     assert "measuring the sensitivity for 'alloc:kl:2' failed: RuntimeError: boom" in out[2][1]
     assert pdbviz.average_bits(LENET, out[1][0].schedule) <= 2
+
+
+def test_an_entry_names_its_schedule_shape_and_kind_is_its_deprecated_name():
+    from pdbviz import build_model
+    from pdbviz.analysis.entries import parse_entry
+
+    entry = parse_entry("halving", build_model("lenet"))
+    assert entry.shape == "decreasing"
+    with pytest.warns(DeprecationWarning, match=r"Entry.kind is deprecated; use Entry.shape"):
+        assert entry.kind == "decreasing"

@@ -157,3 +157,14 @@ def test_data_constructors_take_data_and_leave_names_to_as_data():
     with pytest.raises(TypeError, match="dataset name .*'digits'.* as_data or load_dataset"):
         Data.from_dataset("digits")
     assert as_data("digits").name == "digits"
+
+
+def test_a_split_says_how_it_is_held_and_kind_is_its_deprecated_name():
+    import warnings
+
+    split = load_dataset("digits").train
+    assert split.form == "tensors"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert split.kind == "tensors"
+    assert [str(w.message) for w in caught] == ["Split.kind is deprecated; use Split.form (how the split is held)"]
