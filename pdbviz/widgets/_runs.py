@@ -53,9 +53,11 @@ class _RunControls:
 
         self.float_accuracy = 100 * evaluate(self.model, self.data)["accuracy"]
         self.fronts = Fronts(self.model, self.data, self.seed, self._example)
-        self.scatter.add_hline(y=self.float_accuracy, line_dash="dash", line_color="#999999",
-                               annotation_text=f"float-32 {self.float_accuracy:.2f}%",
-                               annotation_position="bottom right")
+        # the line's width and opacity are given: the simple_white template draws shapes 0 wide by default
+        self.scatter.add_hline(y=self.float_accuracy, line_dash="dash", line_color="#777777", line_width=1.2,
+                               opacity=1, annotation_text=f"float-32 {self.float_accuracy:.2f}%",
+                               annotation_position="top right", annotation_xshift=-6,
+                               annotation_font={"size": 11, "color": "#555555"})
         self.train_button.disabled = False
         self.status.value = f"float model ready ({self.float_accuracy:.2f}%)"
         self.refresh_front()

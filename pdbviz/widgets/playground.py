@@ -15,6 +15,26 @@ ACTIVATIONS = "DoReFa activations"
 MAX_LABELLED_TICKS = 9
 
 
+def labelled_levels(n: int, most: int = MAX_LABELLED_TICKS) -> set[int]:
+    """Which of ``n`` levels (in order) carry a label: all when they fit, else both ends and every ``s``-th level
+    inward from each end (``s`` the smallest stride keeping at most ``most``), so that labels sit symmetrically
+    and never on neighbouring levels; the middle level of an odd count too when no neighbour is labelled.
+
+    Example:
+        >>> sorted(labelled_levels(4)), sorted(labelled_levels(16))
+        ([0, 1, 2, 3], [0, 2, 4, 6, 9, 11, 13, 15])
+    """
+    if n <= most:
+        return set(range(n))
+    stride = 2
+    while 2 * len(range(0, (n - 1) // 2, stride)) + n % 2 > most:
+        stride += 1
+    shown = {k for i in range(0, (n - 1) // 2, stride) for k in (i, n - 1 - i)}  # the middle pair apart
+    if n % 2 and not {n // 2 - 1, n // 2 + 1} & shown:
+        shown.add(n // 2)
+    return shown
+
+
 def quantizer_menu() -> dict[str, str]:
     """The playground's quantizer menu, ``{label: mode}``: every registered weight quantizer (read from the
     registry, so a new one appears here by registering it) and the DoReFa activation quantizer.
@@ -141,7 +161,7 @@ class QuantizerPlayground:
         used = int((np.abs(levels[:, None] - values[None, :]).min(axis=1) <= tol).sum())
         noise = quantization_noise(torch.as_tensor(x), torch.as_tensor(q))
         db, mse = noise["sqnr_db"], noise["mse"]
-        shown = set(np.linspace(0, len(levels) - 1, min(len(levels), MAX_LABELLED_TICKS)).round().astype(int))
+        shown = labelled_levels(len(levels))
         labels = [f"{v:.3g}" if i in shown else "" for i, v in enumerate(levels)]
         pad = 0.06 * float(levels[-1] - levels[0] or 1.0)
         name = self.quantizer.value

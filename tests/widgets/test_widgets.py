@@ -50,8 +50,10 @@ def test_playground_axis_ticks_are_the_levels_drawn_after_every_move():
             assert np.abs(steps[:, None] - ticks[None, :]).min(axis=1).max() < 1e-6 * max(1.0, abs(ticks).max())
             assert axis.range[0] < ticks.min() and axis.range[1] > ticks.max()
             assert pg.figure.layout.title.text == (f"{bits}-bit {label}: {expected} levels, {len(steps)} used")
-            labelled = [t for t in axis.ticktext if t]
+            labelled = [i for i, t in enumerate(axis.ticktext) if t]
             assert 2 <= len(labelled) <= 9 and axis.ticktext[0] and axis.ticktext[-1]
+            assert labelled == [len(ticks) - 1 - i for i in reversed(labelled)]  # symmetric about the middle
+            assert len(labelled) == len(ticks) or min(np.diff(labelled)) >= 2  # no label crowds its neighbour
     pg.quantizer.value, pg.bits.value = "DoReFa weights", 3
     assert pg.figure.layout.title.text.startswith("3-bit DoReFa weights: 8 levels, ")
 
@@ -60,6 +62,9 @@ def test_allocator_sliders_presets_and_string(trained):
     model, data = trained
     ba = BitAllocator(model, data, epochs=1)
     assert ba.config.value == "8-4-2-1" and ba.float_accuracy > 80
+    (line,), (note,) = ba.scatter.layout.shapes, ba.scatter.layout.annotations  # the float-32 reference
+    assert line.y0 == line.y1 == ba.float_accuracy and line.line.width > 0 and line.opacity == 1
+    assert note.text == f"float-32 {ba.float_accuracy:.2f}%" and note.xanchor == "right" and note.xshift < 0
     kib_before = ba.readout.value
     ba.w_sliders["fc1"].value = 8
     assert ba.config.value == "8-4-8-1" and ba.readout.value != kib_before
