@@ -97,7 +97,7 @@ def test_bit_allocator_in_jupyterlab(jupyterlab, require_chromium, tmp_path):
             handles.nth(4).focus()  # the third layer's weight-bits slider (w, a per layer)
             page.keyboard.press("ArrowLeft")
             page.wait_for_function(f"() => document.querySelector('.widget-text input').value !== {before!r}",
-                                   timeout=30_000)
+                                   timeout=120_000)
             after = schedule_box.input_value()
             page.wait_for_function("() => !document.evaluate(\"//button[contains(., 'Train')]\", document, null, 9,"
                                    " null).singleNodeValue.disabled", timeout=60_000)
@@ -174,6 +174,8 @@ def test_playground_axis_follows_the_slider_in_jupyterlab(jupyterlab, require_ch
     together, and the ticks drawn are the levels (one labelled tick per level up to nine)."""
     from playwright.sync_api import sync_playwright
 
+    from pdbviz.widgets.playground import labelled_levels
+
     url, token, work = jupyterlab
     _notebook(work / "playground.ipynb", ["from pdbviz.widgets import QuantizerPlayground\n"
                                           "pg = QuantizerPlayground()\npg"])
@@ -192,15 +194,16 @@ def test_playground_axis_follows_the_slider_in_jupyterlab(jupyterlab, require_ch
             page.locator(".widget-hslider .noUi-handle").first.focus()
             page.keyboard.press("ArrowRight")  # 2 -> 3 bits
             page.wait_for_function(f"() => ({_TITLE})().startsWith('3-bit DoReFa weights: 8 levels')",
-                                   timeout=30_000)
-            page.wait_for_function(f"() => ({_Y2_TICKS})().length === 8", timeout=30_000)
+                                   timeout=120_000)
+            page.wait_for_function(f"() => ({_Y2_TICKS})().length === 8", timeout=120_000)
             shots.append(tmp_path / "playground_3bit.png")
             page.screenshot(path=str(shots[-1]))
             for _ in range(3):
-                page.keyboard.press("ArrowRight")  # 6 bits: 64 levels, nine of them labelled
+                page.keyboard.press("ArrowRight")  # 6 bits: 64 levels, eight of them labelled, symmetrically
             page.wait_for_function(f"() => ({_TITLE})().startsWith('6-bit DoReFa weights: 64 levels')",
-                                   timeout=30_000)
-            page.wait_for_function(f"() => ({_Y2_TICKS})().filter(t => t).length === 9", timeout=30_000)
+                                   timeout=120_000)
+            page.wait_for_function(f"() => ({_Y2_TICKS})().filter(t => t).length === {len(labelled_levels(64))}",
+                                   timeout=120_000)
             shots.append(tmp_path / "playground_6bit.png")
             page.screenshot(path=str(shots[-1]))
         finally:

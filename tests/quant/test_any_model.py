@@ -338,7 +338,8 @@ def _compiled_step(schedule: str, dtype=torch.float32):
 
 
 def test_a_compiled_training_step_matches_eager():
-    for schedule in ("8-4-2-1", "4/4", "1/1"):  # quantized weights; inputs on a grid a BatchNorm output rarely hits
+    for schedule in ("4/4", "1/1"):  # quantized weights (every mode: test_compile.py); inputs on a grid a BatchNorm
+        # output rarely hits
         loss_e, loss_c, grads = _compiled_step(schedule)
         assert abs(loss_e - loss_c) < 1e-5, schedule
         for a, b in grads:
@@ -349,9 +350,7 @@ def test_a_compiled_training_step_matches_eager():
     assert loss_e == loss_c and all(torch.allclose(a, b, rtol=1e-10, atol=1e-14) for a, b in grads)
     # ...in float32 the compiled BatchNorm sums its batch statistics in float32 where eager's CPU kernel sums in
     # float64, so an input within a rounding error of a quantization boundary can round the other way: the
-    # functions differ at a few such points (the loss by well under a percent), not the quantizers
-    loss_e, loss_c, _ = _compiled_step("8-4-2-1/4")
-    assert abs(loss_e - loss_c) < 1e-2 * loss_e
+    # functions differ at such points, not the quantizers (each compiles to eager's values: test_compile.py)
 
 
 def test_quantized_models_export_and_trace():
