@@ -39,10 +39,10 @@ def jupyterlab(tmp_path):
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 600
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=60) as r:
                     if r.status == 200:
                         break
             except OSError:

@@ -189,7 +189,7 @@ def jupyterlab_on_copies(tmp_path):
             deadline = time.time() + CELL_TIMEOUT
             while True:
                 try:
-                    with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=60) as r:
                         if r.status == 200:
                             break
                 except OSError:

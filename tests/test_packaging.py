@@ -144,13 +144,13 @@ def test_a_wheel_built_from_the_sdist_carries_the_notebooks_and_pdbviz_lab_finds
     unpacked = next((tmp_path / "unpacked").iterdir())
     assert {f"{unpacked.name}/notebooks/{p.name}" for p in NOTEBOOKS} <= set(names)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                    "-w", str(tmp_path / "dist"), str(unpacked)], check=True, capture_output=True, timeout=300)
+                    "-w", str(tmp_path / "dist"), str(unpacked)], check=True, capture_output=True, timeout=600)
     wheel = next((tmp_path / "dist").glob("pdbviz-*.whl"))
 
     # A fresh virtual environment with only the wheel installed; pdbviz's dependencies come from this
     # environment's site-packages through a path entry (no editable install of the checkout is visible).
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=600)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                   capture_output=True, text=True, check=True).stdout.strip())
