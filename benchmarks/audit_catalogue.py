@@ -34,6 +34,20 @@ def _forward(model, x):
         return model(**x) if isinstance(x, dict) else model(x)
 
 
+def cost(q, x, repeat: int) -> float:
+    """The audit's median time over one eval forward pass's, interleaved ``repeat`` times (audit leaves eval mode)."""
+    fwd, aud = [], []
+    for _ in range(repeat):
+        q.eval()
+        t = time.perf_counter()
+        _forward(q, x)
+        fwd.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        pdbviz.audit(q, x)
+        aud.append(time.perf_counter() - t)
+    return statistics.median(aud) / statistics.median(fwd)
+
+
 def realistic_cost(repeat: int) -> None:
     """The audit's cost on zoo models at training batch sizes, with and without input bits."""
     for name, shape, batch in (("lenet", (1, 28, 28), 256), ("resnet20", (3, 32, 32), 64)):
@@ -42,17 +56,7 @@ def realistic_cost(repeat: int) -> None:
         for schedule in ("8-4-2-1", "8-4-2-1/8"):
             q = pdbviz.quantize(model, schedule, example_input=x[:2])
             pdbviz.audit(q, x)
-            fwd, aud = [], []
-            for _ in range(repeat):
-                q.eval()
-                t = time.perf_counter()
-                _forward(q, x)
-                fwd.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                pdbviz.audit(q, x)
-                aud.append(time.perf_counter() - t)
-            print(f"{name} batch {batch} {schedule}: audit {statistics.median(aud) / statistics.median(fwd):.1f}x "
-                  "one eval forward pass")
+            print(f"{name} batch {batch} {schedule}: audit {cost(q, x, repeat):.1f}x one eval forward pass")
 
 
 def main() -> None:
@@ -72,15 +76,7 @@ def main() -> None:
             report = pdbviz.audit(q, x)
             for key in ("weights", "uses", "lies", "unreported", "untraced"):
                 totals[key] += getattr(report, key)
-            fwd, aud = [], []
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                _forward(q, x)
-                fwd.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                pdbviz.audit(q, x)
-                aud.append(time.perf_counter() - t)
-            ratio = statistics.median(aud) / statistics.median(fwd)
+            ratio = cost(q, x, args.repeat)
             ratios.append(ratio)
             print(f"{name:28s} {schedule:10s} {report.summary:40s} audit {ratio:5.1f}x one forward pass")
     print(f"catalogue: {totals['models']} models x {len(SCHEDULES)} schedules, {totals['weights']} weights, "

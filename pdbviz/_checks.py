@@ -8,10 +8,17 @@ import functools
 import inspect
 import math
 import operator
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+def warn_renamed(old: str, new: str, why: str, stacklevel: int = 3) -> None:
+    """A DeprecationWarning for a name that was renamed: ``"OLD is deprecated; use NEW (WHY)"``, pointing at the
+    caller of the function or property that calls this one."""
+    warnings.warn(f"{old} is deprecated; use {new} ({why})", DeprecationWarning, stacklevel=stacklevel)
 
 
 def check_xy(X, y, what: str = "data", ndim: int | None = None, min_classes: int | None = None):

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 from torch import nn
 
-from .._checks import OneOf, did_you_mean, validate
+from .._checks import OneOf, did_you_mean, validate, warn_renamed
 from ..quant import BitSchedule, memory_summary
 from ..quant.presets import PRESETS, NamedSchedule, resolve_preset
 from ..quant.quantizers import WEIGHT_QUANTIZERS
@@ -113,8 +112,7 @@ class Entry:
     @property
     def kind(self) -> str:
         """Deprecated name of ``shape``."""
-        warnings.warn("Entry.kind is deprecated; use Entry.shape (a schedule's shape, not a module's kind)",
-                      DeprecationWarning, stacklevel=2)
+        warn_renamed("Entry.kind", "Entry.shape", "a schedule's shape, not a module's kind")
         return self.shape
 
 

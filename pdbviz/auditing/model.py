@@ -11,6 +11,7 @@ from torch import nn
 
 from ..quant.convert import layer_specs
 from ..quant.discovery import ModelLayout, discover, stored_tensors
+from ..quant.forward_trace import call_with
 from ..quant.layers import weight_quant
 from ..quant.quantizers import FULL_PRECISION, weight_quantizer
 from .recorder import WEIGHT_OPS, Recorder
@@ -142,14 +143,6 @@ def _display(name: str) -> str:
     return name
 
 
-def _call(model, example):
-    if isinstance(example, dict):
-        return model(**example)
-    if isinstance(example, tuple):
-        return model(*example)
-    return model(example)
-
-
 def _run(model: nn.Module, example_input, sources, count_inputs, modes):
     """Run one forward pass per mode under a recorder; restore the model's mode, buffers and the RNG."""
     results = {}
@@ -163,7 +156,7 @@ def _run(model: nn.Module, example_input, sources, count_inputs, modes):
                 recorder.mark_seen(example_input)
                 grad = torch.enable_grad() if mode == "train" else torch.no_grad()
                 with grad, recorder:
-                    _call(model, example_input)
+                    call_with(model, example_input)
                 results[mode] = recorder
     finally:
         model.train(was_training)

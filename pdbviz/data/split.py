@@ -22,13 +22,12 @@ anything else is refused with a message that names the dtype.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from .._checks import check_xy
+from .._checks import check_xy, warn_renamed
 
 
 def input_tensor(x, what: str = "inputs") -> torch.Tensor:
@@ -117,8 +116,7 @@ class Split:
     @property
     def kind(self) -> str:
         """Deprecated name of ``form``."""
-        warnings.warn("Split.kind is deprecated; use Split.form (how the split is held)", DeprecationWarning,
-                      stacklevel=2)
+        warn_renamed("Split.kind", "Split.form", "how the split is held")
         return self.form
 
     def __init__(self, X=None, y=None, source=None, what: str = "data"):

@@ -120,7 +120,8 @@ def _batch_size(example) -> int:
     return int(leaves[0].shape[0]) if leaves else 1
 
 
-def _call(model, example):
+def call_with(model, example):
+    """Run ``model`` on an example input: a tensor, a tuple of positional arguments or a dict of keyword ones."""
     if isinstance(example, dict):
         return model(**example)
     if isinstance(example, tuple):
@@ -166,7 +167,7 @@ def trace_forward(model: nn.Module, example, groups: list[dict]):
         model.eval()
         torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernels have no FLOP formula
         with torch.no_grad(), tracker:
-            _call(model, example)
+            call_with(model, example)
     finally:
         _DISCOVERY.on = False
         torch.backends.mha.set_fastpath_enabled(fastpath)

@@ -25,12 +25,12 @@ it is not a module's kind (``WeightKind``). Entries that need data
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
+from .._checks import warn_renamed
 from .quantizers import FULL_PRECISION, WEIGHT_QUANTIZERS
 from .schedule import BitSchedule, input_bits_allowed
 
@@ -39,8 +39,7 @@ SHAPES = ("float", "uniform", "decreasing", "increasing", "allocated", "custom")
 
 
 def _renamed(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated; use {new} (a schedule's shape, not a module's kind)", DeprecationWarning,
-                  stacklevel=3)
+    warn_renamed(old, new, "a schedule's shape, not a module's kind", stacklevel=4)
 
 
 @dataclass(frozen=True)
