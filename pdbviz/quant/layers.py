@@ -29,6 +29,7 @@ from torch.nn.utils import parametrize
 from .kinds import InputSlots
 from .quantizers import FULL_PRECISION, activation_quantizer, weight_quantizer
 from .schedule import BitSpec
+from .ste import value_of
 
 
 def _tracing() -> bool:
@@ -93,8 +94,7 @@ class WeightQuant(nn.Module):
                 or _tracing():
             self._cache = None
             if pinned is not None and torch.is_grad_enabled() and w.requires_grad:
-                out = q(w)  # the stored values exactly, with the quantizer's own gradient
-                return out + (pinned - out).detach()
+                return value_of(q(w), pinned)  # the stored values exactly, with the quantizer's own gradient
             return pinned if pinned is not None else q(w)
         if pinned is not None:
             return pinned

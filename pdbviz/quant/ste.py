@@ -147,7 +147,42 @@ class DoReFaWeightSTE(torch.autograd.Function):
         return g_t * (1 - t * t), None, None
 
 
+class ScaleGrad(torch.autograd.Function):
+    """``x`` forward, its value exactly; the gradient times ``g`` backward (LSQ's step-size gradient scale).
+
+    ``x g + (x - x g).detach()`` has the gradient but not always the value: the
+    sum can round to a neighbour of ``x``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, g: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.g = g
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return grad * ctx.g, None
+
+
+class ValueOf(torch.autograd.Function):
+    """``value`` forward, exactly; the gradient goes to ``x`` unchanged (``value`` has none).
+
+    A quantizer's output with pinned values (a packed file's) in their place:
+    ``x + (value - x).detach()`` can round away from ``value``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return value.detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return grad, None
+
+
 round_ste = RoundSTE.apply
+scale_grad = ScaleGrad.apply
+value_of = ValueOf.apply
 dorefa_weight_ste = DoReFaWeightSTE.apply
 clipped_round_ste = ClippedRoundSTE.apply
 clip_round_ste = ClipRoundSTE.apply

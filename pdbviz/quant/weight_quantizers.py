@@ -16,7 +16,7 @@ from torch import nn
 
 from .grid import IntegerGrid
 from .registry import EPS, FULL_PRECISION, WeightQuantizer, check_bits, register_weight_quantizer
-from .ste import clip_round_ste, dorefa_weight_ste, scaled_sign_ste
+from .ste import clip_round_ste, dorefa_weight_ste, scale_grad, scaled_sign_ste
 
 #: TWN's threshold factor: weights with ``|w| <= 0.7 E|w|`` become 0 (Li & Liu 2016)
 TWN_THRESHOLD = 0.7
@@ -302,8 +302,7 @@ class LSQWeight(WeightQuantizer):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         qn, qp = self._range
         g = 1.0 / (w.numel() * qp) ** 0.5
-        step = self.step * g + (self.step - self.step * g).detach()  # the value of s, the gradient of g s
-        step = step.abs().clamp_min(EPS)
+        step = scale_grad(self.step, g).abs().clamp_min(EPS)  # the value of s exactly, the gradient of g s
         return clip_round_ste(w / step, float(-qn), float(qp)) * step
 
     def tensor_scale(self, wq: torch.Tensor, w: torch.Tensor) -> float:

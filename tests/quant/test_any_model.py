@@ -318,10 +318,29 @@ def test_stages_of_the_zoo_and_of_torchvision():
     assert pdbviz.BitSchedule.from_string("8-4-2-1", lenet).w_bits == [8, 4, 2, 1, 1]
 
 
+class _Residual(nn.Module):
+    """A small ResNet: a stem and two residual blocks with BatchNorm, average-pooled (no max-pooling, whose ties
+    either implementation may break its own way); small enough to compile in seconds."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        self.convs = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1, bias=False) for _ in range(4))
+        self.bns = nn.ModuleList(nn.BatchNorm2d(width) for _ in range(4))
+        self.fc = nn.Linear(width, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.stem(x)))
+        for i in (0, 2):
+            r = torch.relu(self.bns[i](self.convs[i](h)))
+            h = torch.relu(h + self.bns[i + 1](self.convs[i + 1](r)))
+        return self.fc(h.mean((2, 3)))
+
+
 def _compiled_step(schedule: str, dtype=torch.float32):
-    """Gradients of one training step, eager and compiled (a ResNet-20: no max-pooling, whose ties either
-    implementation may break its own way)."""
-    q = pdbviz.quantize(pdbviz.build_model("resnet20", (3, 16, 16), 10, width=0.25), schedule).to(dtype)
+    """Gradients of one training step, eager and compiled, of a small residual network."""
+    torch.manual_seed(0)
+    q = pdbviz.quantize(_Residual(), schedule).to(dtype)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(8, 3, 16, 16, generator=g).to(dtype), torch.randint(0, 10, (8,), generator=g)
     eager, compiled = q, copy.deepcopy(q)
@@ -338,19 +357,22 @@ def _compiled_step(schedule: str, dtype=torch.float32):
 
 
 def test_a_compiled_training_step_matches_eager():
-    for schedule in ("4/4", "1/1"):  # quantized weights (every mode: test_compile.py); inputs on a grid a BatchNorm
-        # output rarely hits
+    # Quantized weights (every mode: test_compile.py) and inputs on a grid a BatchNorm output rarely hits: the
+    # compiled step is eager's to float32 rounding. Inductor's BatchNorm sums in another order than eager's CPU
+    # kernel, so even the float model's compiled gradients are about 1e-4 (relative L1) from eager's here.
+    for schedule in ("4/4", "1/1"):
         loss_e, loss_c, grads = _compiled_step(schedule)
-        assert abs(loss_e - loss_c) < 1e-5, schedule
+        assert loss_c == pytest.approx(loss_e, rel=1e-5), schedule
         for a, b in grads:
-            assert torch.allclose(a, b, rtol=1e-3, atol=1e-6), schedule
-    # Mixed low-bit weights and quantized inputs: in float64 the compiled step is eager's (the same loss, the
-    # gradients to float64's rounding)...
+            assert float((a - b).abs().sum() / b.abs().sum()) <= 1e-3, schedule
+    # Mixed low-bit weights and quantized inputs: in float64 the compiled step is eager's (to float64's
+    # rounding)...
     loss_e, loss_c, grads = _compiled_step("8-4-2-1/4", torch.float64)
-    assert loss_e == loss_c and all(torch.allclose(a, b, rtol=1e-10, atol=1e-14) for a, b in grads)
-    # ...in float32 the compiled BatchNorm sums its batch statistics in float32 where eager's CPU kernel sums in
-    # float64, so an input within a rounding error of a quantization boundary can round the other way: the
-    # functions differ at such points, not the quantizers (each compiles to eager's values: test_compile.py)
+    assert loss_c == pytest.approx(loss_e, rel=1e-12)
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-14) for a, b in grads)
+    # ...in float32 an input within a rounding error of a quantization boundary can round the other way (the
+    # BatchNorm before it summed in another order): the functions differ at such points, not the quantizers
+    # (each compiles to eager's values: test_compile.py)
 
 
 def test_quantized_models_export_and_trace():

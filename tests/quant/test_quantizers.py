@@ -125,6 +125,13 @@ def test_lsq_learns_its_step_with_the_scaled_gradient():
     codes = wq / q.step.detach()
     assert torch.allclose(codes, codes.round(), atol=1e-5)
     assert codes.round().min() >= -4 and codes.round().max() <= 3
+    for step in torch.linspace(0.01, 3.0, 400).tolist():  # the values are codes times the step itself, exactly
+        with torch.no_grad():
+            q.step.fill_(step)
+        expected = (w / q.step.detach()).clamp(-4, 3).round() * q.step.detach()
+        assert torch.equal(q(w), expected), step
+    q.init_from(w)
+    wq = q(w)
     wq.sum().backward()
     s = float(q.step.detach())
     x = w / s
