@@ -13,6 +13,16 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "pdbviz.cli", *args], capture_output=True, text=True, timeout=600)
 
 
+def run_main(args, capsys) -> tuple[int, str, str]:
+    """``main(args)`` in this process (argparse's exits included): exit status, stdout, stderr."""
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.mark.parametrize("args, needle", [
     (["demo", "--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
     (["demo", "--seeds", "a"], "seeds must be integers, got 'a'"),
@@ -36,20 +46,26 @@ def run(*args):
     (["allocate", "--budget", "2", "--metric", "foo"], "--metric: invalid choice: 'foo' (choose from 'fisher'"),
     (["allocate"], "the following arguments are required: --budget"),
 ])
-def test_bad_arguments_exit_2_with_one_line(args, needle):
-    r = run(*args)
+def test_bad_arguments_exit_2_with_one_line(args, needle, capsys):
+    code, _, err = run_main(args, capsys)  # an exception escaping main would fail the test
+    assert code == 2
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_a_bad_argument_in_a_process_prints_one_line_and_no_traceback():
+    r = run("compare", "--schedules", "alloc:lots", "--epochs", "1")
     assert r.returncode == 2
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and needle in lines[0]
-    assert "Traceback" not in r.stderr
+    assert len(lines) == 1 and "the budget of 'alloc:lots' must be average bits" in lines[0]
 
 
-def test_help_and_version():
-    r = run("--help")
-    assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "compare", "sweep", "analyze", "lab", "memory",
-                                                             "allocate"))
-    assert run("--version").stdout.startswith("pdbviz ")
-    assert run().returncode == 2
+def test_help_and_version(capsys):
+    code, out, _ = run_main(["--help"], capsys)
+    assert code == 0 and all(c in out for c in ("demo", "compare", "sweep", "analyze", "lab", "memory", "allocate"))
+    code, out, _ = run_main(["--version"], capsys)
+    assert code == 0 and out.startswith("pdbviz ")
+    assert run_main([], capsys)[0] == 2
 
 
 def test_demo_writes_report_table_and_figures(tmp_path, capsys):
