@@ -356,23 +356,15 @@ def _compiled_step(schedule: str, dtype=torch.float32):
     return float(loss_e), float(loss_c), grads
 
 
-def test_a_compiled_training_step_matches_eager():
-    # Quantized weights (every mode: test_compile.py) and inputs on a grid a BatchNorm output rarely hits: the
-    # compiled step is eager's to float32 rounding. Inductor's BatchNorm sums in another order than eager's CPU
-    # kernel, so even the float model's compiled gradients are about 1e-4 (relative L1) from eager's here.
-    for schedule in ("4/4", "1/1"):
-        loss_e, loss_c, grads = _compiled_step(schedule)
-        assert loss_c == pytest.approx(loss_e, rel=1e-5), schedule
-        for a, b in grads:
-            assert float((a - b).abs().sum() / b.abs().sum()) <= 1e-3, schedule
-    # Mixed low-bit weights and quantized inputs: in float64 the compiled step is eager's (to float64's
-    # rounding)...
+def test_a_compiled_residual_network_with_mixed_bits_computes_as_eager_in_float64():
+    # In float32 every weight and input mode compiles to eager's loss and gradients (test_compile.py). With mixed
+    # low-bit weights and quantized inputs after BatchNorms, float32 compiled and eager may differ: inductor's
+    # BatchNorm sums in another order than eager's CPU kernel (the float model's compiled gradients are about 1e-4
+    # from eager's here), and an input within a rounding error of a quantization boundary rounds the other way.
+    # In float64 no input comes that close: the compiled step is eager's to float64's rounding.
     loss_e, loss_c, grads = _compiled_step("8-4-2-1/4", torch.float64)
     assert loss_c == pytest.approx(loss_e, rel=1e-12)
-    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-14) for a, b in grads)
-    # ...in float32 an input within a rounding error of a quantization boundary can round the other way (the
-    # BatchNorm before it summed in another order): the functions differ at such points, not the quantizers
-    # (each compiles to eager's values: test_compile.py)
+    assert len(grads) == 17 and all(torch.allclose(a, b, rtol=1e-10, atol=1e-14) for a, b in grads)
 
 
 def test_quantized_models_export_and_trace():
